@@ -25,7 +25,6 @@ pub struct KernelSource {
 pub struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
-    pub bindings: &'static [BindKind],
 }
 
 #[derive(Default)]
@@ -115,9 +114,5 @@ fn compile(gpu: &Gpu, src: &KernelSource, defines: &str) -> Result<Pipeline> {
             src.name
         )));
     }
-    Ok(Pipeline {
-        pipeline,
-        layout,
-        bindings: src.bindings,
-    })
+    Ok(Pipeline { pipeline, layout })
 }

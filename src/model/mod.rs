@@ -1,0 +1,291 @@
+//! Models: configuration, checkpoint loading and the forward pass of each architecture, behind
+//! one [`Model`] interface that the sampler, cache, CLI and web layer use without knowing which
+//! architecture runs.
+
+pub mod bd3lm;
+pub mod checkpoint;
+pub mod config;
+pub mod files;
+pub mod reference;
+
+pub use bd3lm::Bd3lm;
+pub use checkpoint::Checkpoint;
+pub use config::Bd3lmConfig;
+pub use files::ModelFiles;
+
+use crate::cache::KvCache;
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Gpu, GpuBuffer, Recorder};
+use std::sync::Arc;
+
+/// Which attention a forward pass runs.
+#[derive(Clone, Copy)]
+pub enum Attn<'a> {
+    /// Block-causal over the whole input (no cache).
+    BlockCausal,
+    /// The current block against the KV cache; its keys/values are written after the live
+    /// entries (call [`KvCache::commit`] after submitting to keep them).
+    Cached(&'a KvCache),
+    /// The training mask over `x_t ⊕ x_0` (the input holds both halves).
+    Likelihood,
+}
+
+/// Supported architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    Bd3lm,
+}
+
+/// What the generator needs to know about a model.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelInfo {
+    pub architecture: Architecture,
+    pub vocab_size: usize,
+    pub mask_id: u32,
+    pub block_size: usize,
+    /// Training context; for BD3-LM also the sliding KV window.
+    pub context: usize,
+    pub layers: usize,
+    pub hidden: usize,
+    pub heads: usize,
+    pub dtype: DType,
+}
+
+/// Loading options.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Weight precision on the GPU; `None` picks f16 when the device has `SHADER_F16`.
+    pub dtype: Option<DType>,
+}
+
+/// Scratch buffers for one forward of up to `rows` tokens, allocated once and reused.
+pub struct Workspace {
+    pub rows: usize,
+    pub ids: GpuBuffer,
+    pub x: GpuBuffer,
+    pub h: GpuBuffer,
+    pub qkv: GpuBuffer,
+    pub attn: GpuBuffer,
+    pub ff: GpuBuffer,
+    pub logits: GpuBuffer,
+    pub logits_rows: usize,
+    pub vocab: usize,
+}
+
+impl Workspace {
+    pub fn new(
+        gpu: &Gpu,
+        widths: (usize, usize, usize),
+        rows: usize,
+        vocab: usize,
+    ) -> Result<Self> {
+        let (d, qkv, ff) = widths;
+        let f = |name: &str, w: usize| gpu.storage(name, (rows * w * 4) as u64);
+        // Logit rows: as many as fit one binding (and 64 MiB, to stay friendly to browsers).
+        let cap = gpu.max_storage_binding().min(64 << 20) as usize;
+        let logits_rows = (cap / (vocab * 4)).clamp(1, rows.max(1));
+        Ok(Workspace {
+            rows,
+            ids: gpu.storage("ids", (rows * 4) as u64)?,
+            x: f("x", d)?,
+            h: f("h", d)?,
+            qkv: f("qkv", qkv)?,
+            attn: f("attn", d)?,
+            ff: f("ff", ff)?,
+            logits: gpu.storage("logits", (logits_rows * vocab * 4) as u64)?,
+            logits_rows,
+            vocab,
+        })
+    }
+
+    pub fn check_rows(&self, n: usize) -> Result<()> {
+        if n == 0 || n > self.rows {
+            return Err(Error::input(format!(
+                "a forward of {n} tokens does not fit a workspace of {}",
+                self.rows
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A loaded model of any supported architecture.
+pub enum Model {
+    Bd3lm(Bd3lm),
+}
+
+impl Model {
+    /// Reads the architecture from `config.json` and uploads the weights.
+    pub fn load(gpu: &Arc<Gpu>, files: &ModelFiles, options: &LoadOptions) -> Result<Model> {
+        let dtype = match options.dtype {
+            Some(DType::F16) if !gpu.features.shader_f16 => {
+                return Err(Error::options(format!(
+                    "f16 weights need SHADER_F16, which '{}' lacks; use f32",
+                    gpu.adapter.name
+                )))
+            }
+            Some(d) => d,
+            None if gpu.features.shader_f16 => DType::F16,
+            None => DType::F32,
+        };
+        match detect(&files.config)? {
+            Architecture::Bd3lm => {
+                let cfg = Bd3lmConfig::from_json(&files.config)?;
+                if cfg.time_conditioning {
+                    return Err(Error::config("time_conditioning = true is not supported yet (released BD3-LMs use false)"));
+                }
+                let ck = files.checkpoint()?;
+                let w = bd3lm::Bd3lmWeights::from_checkpoint(&cfg, &ck)?;
+                Ok(Model::Bd3lm(Bd3lm::upload(gpu, cfg, &w, dtype)?))
+            }
+        }
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        match self {
+            Model::Bd3lm(m) => ModelInfo {
+                architecture: Architecture::Bd3lm,
+                vocab_size: m.config.vocab_size,
+                mask_id: m.config.mask_id(),
+                block_size: m.config.block_size,
+                context: m.config.model_length,
+                layers: m.config.n_layers,
+                hidden: m.config.hidden_dim,
+                heads: m.config.n_heads,
+                dtype: m.dtype,
+            },
+        }
+    }
+
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        match self {
+            Model::Bd3lm(m) => m.gpu(),
+        }
+    }
+
+    pub fn weight_bytes(&self) -> u64 {
+        match self {
+            Model::Bd3lm(m) => m.weight_bytes(),
+        }
+    }
+
+    /// An empty KV cache with this model's capacity and window rules.
+    pub fn new_cache(&self) -> Result<KvCache> {
+        match self {
+            Model::Bd3lm(m) => {
+                let c = &m.config;
+                KvCache::new(
+                    m.gpu(),
+                    c.n_layers,
+                    c.hidden_dim,
+                    c.model_length,
+                    Some((c.model_length, c.block_size)),
+                )
+            }
+        }
+    }
+
+    /// Scratch for forwards of up to `rows` tokens.
+    pub fn workspace(&self, rows: usize) -> Result<Workspace> {
+        match self {
+            Model::Bd3lm(m) => Workspace::new(m.gpu(), m.widths(), rows, m.config.vocab_size),
+        }
+    }
+
+    pub fn encode_forward(
+        &self,
+        rec: &mut Recorder,
+        ws: &Workspace,
+        n: usize,
+        attn: Attn,
+        capture: Option<&[GpuBuffer]>,
+    ) -> Result<()> {
+        match self {
+            Model::Bd3lm(m) => m.encode_forward(rec, ws, n, attn, capture),
+        }
+    }
+
+    pub fn encode_logits(
+        &self,
+        rec: &mut Recorder,
+        ws: &Workspace,
+        row0: usize,
+        rows: usize,
+    ) -> Result<()> {
+        match self {
+            Model::Bd3lm(m) => m.encode_logits(rec, ws, row0, rows),
+        }
+    }
+
+    /// Runs one forward of `ids` and reads back the logits of rows `rows` (tools and tests; the
+    /// generator never reads logits). With `capture`, also returns the residual stream after the
+    /// embedding and each layer.
+    pub async fn forward_logits(
+        &self,
+        ws: &Workspace,
+        ids: &[u32],
+        attn: Attn<'_>,
+        rows: std::ops::Range<usize>,
+        capture: bool,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+        let gpu = self.gpu();
+        let info = self.info();
+        if let Some(&bad) = ids.iter().find(|&&t| t as usize >= info.vocab_size) {
+            return Err(Error::input(format!(
+                "token id {bad} is outside the vocabulary of {}",
+                info.vocab_size
+            )));
+        }
+        ws.check_rows(ids.len())?;
+        gpu.write(&ws.ids, 0, bytemuck::cast_slice(ids));
+        let d = info.hidden;
+        let caps = if capture {
+            (0..=info.layers)
+                .map(|i| gpu.storage(&format!("capture {i}"), (ids.len() * d * 4) as u64))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        let mut rec = gpu.recorder();
+        self.encode_forward(&mut rec, ws, ids.len(), attn, capture.then_some(&caps[..]))?;
+        rec.submit()?;
+        let mut hidden = Vec::new();
+        for c in &caps {
+            hidden.push(gpu.read_f32(c, 0, ids.len() * d).await?);
+        }
+        let v = info.vocab_size;
+        let mut logits = Vec::with_capacity(rows.len() * v);
+        let mut r = rows.start;
+        while r < rows.end {
+            let m = ws.logits_rows.min(rows.end - r);
+            let mut rec = gpu.recorder();
+            self.encode_logits(&mut rec, ws, r, m)?;
+            rec.submit()?;
+            logits.extend(gpu.read_f32(&ws.logits, 0, m * v).await?);
+            r += m;
+        }
+        Ok((logits, hidden))
+    }
+}
+
+/// The architecture named by `config.json` (`model_type`, else `architectures`).
+pub fn detect(config: &serde_json::Value) -> Result<Architecture> {
+    let model_type = config
+        .get("model_type")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    let archs: Vec<&str> = config
+        .get("architectures")
+        .and_then(|v| v.as_array())
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default();
+    if model_type.eq_ignore_ascii_case("bd3lm")
+        || archs.iter().any(|a| a.eq_ignore_ascii_case("bd3lm"))
+    {
+        return Ok(Architecture::Bd3lm);
+    }
+    Err(Error::config(format!(
+        "unsupported model_type '{model_type}' (architectures {archs:?}); supported: bd3lm"
+    )))
+}

@@ -1,0 +1,247 @@
+//! The CPU reference forward: the same network as the GPU path, built from the kernels' CPU
+//! twins in plain f32 Rust. Tests and `blockdiff verify` compare both against the authors'
+//! outputs.
+
+use super::bd3lm::Bd3lmWeights;
+use super::config::Bd3lmConfig;
+use crate::kernels::attention::{self, Mask};
+use crate::kernels::matmul::{self, Activation};
+use crate::kernels::norm::{self, Kind};
+use crate::kernels::rope;
+
+/// Which attention the reference runs.
+pub enum CpuAttn<'a> {
+    BlockCausal,
+    /// Against `cache`; with `commit` the block's pre-RoPE keys/values are appended.
+    Cached {
+        cache: &'a mut CpuCache,
+        commit: bool,
+    },
+    Likelihood,
+}
+
+/// Per-layer pre-RoPE keys and values of the live window, in sequence order.
+#[derive(Default, Clone)]
+pub struct CpuCache {
+    pub k: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+    pub len: usize,
+}
+
+pub struct Bd3lmReference {
+    pub cfg: Bd3lmConfig,
+    pub w: Bd3lmWeights,
+    table: Vec<f32>,
+}
+
+/// Output of a reference forward.
+pub struct CpuForward {
+    /// Residual stream after the embedding and after each layer.
+    pub hidden: Vec<Vec<f32>>,
+    /// Final normalised hidden states `[n, d]`.
+    pub h: Vec<f32>,
+}
+
+impl Bd3lmReference {
+    pub fn new(cfg: Bd3lmConfig, w: Bd3lmWeights) -> Self {
+        let table = rope::table(cfg.head_dim(), 10000.0, cfg.model_length.max(1));
+        Bd3lmReference { cfg, w, table }
+    }
+
+    pub fn new_cache(&self) -> CpuCache {
+        CpuCache {
+            k: vec![Vec::new(); self.cfg.n_layers],
+            v: vec![Vec::new(); self.cfg.n_layers],
+            len: 0,
+        }
+    }
+
+    fn ln(&self, x: &[f32], w: &[f32], shift: &[f32], scale: &[f32]) -> Vec<f32> {
+        norm::cpu(
+            Kind::LayerNorm,
+            x,
+            self.cfg.hidden_dim,
+            w,
+            Some((shift, scale)),
+            1e-5,
+        )
+    }
+
+    pub fn forward(&self, ids: &[u32], mut attn: CpuAttn) -> CpuForward {
+        let c = &self.cfg;
+        let (d, heads, hd, block, n) = (
+            c.hidden_dim,
+            c.n_heads,
+            c.head_dim(),
+            c.block_size,
+            ids.len(),
+        );
+        let mut x = crate::kernels::embed::cpu(&self.w.embed, d, ids);
+        let mut hidden = vec![x.clone()];
+        for (li, l) in self.w.layers.iter().enumerate() {
+            let h = self.ln(&x, &l.norm1, &l.ada[0], &l.ada[1]);
+            let mut qkv = vec![0.0; n * 3 * d];
+            matmul::cpu(
+                &h,
+                d,
+                n,
+                &l.qkv,
+                3 * d,
+                d,
+                None,
+                Activation::None,
+                0,
+                None,
+                &mut qkv,
+                3 * d,
+            );
+            let part = |j: usize| -> Vec<f32> {
+                qkv.chunks(3 * d)
+                    .flat_map(|r| r[j * d..(j + 1) * d].to_vec())
+                    .collect()
+            };
+            let (q, k, v) = (part(0), part(1), part(2));
+            let a = match &mut attn {
+                CpuAttn::BlockCausal => attention::cpu(
+                    &q,
+                    &k,
+                    &v,
+                    n,
+                    n,
+                    heads,
+                    heads,
+                    hd,
+                    0,
+                    Mask::BlockCausal { block },
+                    Some(&self.table),
+                ),
+                CpuAttn::Likelihood => attention::cpu(
+                    &q,
+                    &k,
+                    &v,
+                    n,
+                    n,
+                    heads,
+                    heads,
+                    hd,
+                    0,
+                    Mask::Training {
+                        block,
+                        half_n: n / 2,
+                    },
+                    Some(&self.table),
+                ),
+                CpuAttn::Cached { cache, commit } => {
+                    let s = cache.len;
+                    let k_all = [cache.k[li].as_slice(), &k].concat();
+                    let v_all = [cache.v[li].as_slice(), &v].concat();
+                    if *commit {
+                        cache.k[li] = k_all.clone();
+                        cache.v[li] = v_all.clone();
+                    }
+                    attention::cpu(
+                        &q,
+                        &k_all,
+                        &v_all,
+                        n,
+                        s + n,
+                        heads,
+                        heads,
+                        hd,
+                        s,
+                        Mask::BlockCausal { block },
+                        Some(&self.table),
+                    )
+                }
+            };
+            matmul::cpu(
+                &a,
+                d,
+                n,
+                &l.out,
+                d,
+                d,
+                None,
+                Activation::None,
+                1,
+                Some(&l.ada[2]),
+                &mut x,
+                d,
+            );
+            let h = self.ln(&x, &l.norm2, &l.ada[3], &l.ada[4]);
+            let mut ff = vec![0.0; n * 4 * d];
+            matmul::cpu(
+                &h,
+                d,
+                n,
+                &l.mlp0_w,
+                4 * d,
+                d,
+                Some(&l.mlp0_b),
+                Activation::GeluTanh,
+                0,
+                None,
+                &mut ff,
+                4 * d,
+            );
+            matmul::cpu(
+                &ff,
+                4 * d,
+                n,
+                &l.mlp2_w,
+                d,
+                4 * d,
+                Some(&l.mlp2_b),
+                Activation::None,
+                1,
+                Some(&l.ada[5]),
+                &mut x,
+                d,
+            );
+            hidden.push(x.clone());
+        }
+        if let CpuAttn::Cached {
+            cache,
+            commit: true,
+        } = attn
+        {
+            cache.len += n;
+            // Slide the window exactly like the GPU cache: drop whole blocks from the front.
+            while cache.len >= c.model_length {
+                for layer in cache.k.iter_mut().chain(cache.v.iter_mut()) {
+                    layer.drain(..block * d);
+                }
+                cache.len -= block;
+            }
+        }
+        let h = self.ln(
+            &x,
+            &self.w.final_norm,
+            &self.w.final_shift,
+            &self.w.final_scale,
+        );
+        CpuForward { hidden, h }
+    }
+
+    /// Logits `[rows, vocab]` for rows of final hidden states.
+    pub fn logits(&self, h: &[f32]) -> Vec<f32> {
+        let (d, v) = (self.cfg.hidden_dim, self.cfg.vocab_size);
+        let rows = h.len() / d;
+        let mut out = vec![0.0; rows * v];
+        matmul::cpu(
+            h,
+            d,
+            rows,
+            &self.w.head_w,
+            v,
+            d,
+            Some(&self.w.head_b),
+            Activation::None,
+            0,
+            None,
+            &mut out,
+            v,
+        );
+        out
+    }
+}
