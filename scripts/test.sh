@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check of the project: formatting, lints, the wasm build, and all tests (GPU tests on
+# lavapipe when no GPU is present). Usage: ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+rustup target add wasm32-unknown-unknown >/dev/null 2>&1 || rustup target add wasm32-unknown-unknown
+export CARGO_TERM_COLOR=never
+
+echo "== cargo fmt --check"
+cargo fmt --check
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+echo "== wasm32 build"
+cargo build --target wasm32-unknown-unknown --no-default-features --features web --lib
+echo "== cargo test"
+cargo test --all-targets
