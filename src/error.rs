@@ -11,13 +11,10 @@ pub enum Error {
     #[error("no GPU adapter found: {0}")]
     NoAdapter(String),
 
-    #[error("the GPU adapter '{adapter}' lacks a required limit: {limit} needs {needed}, the device offers {available}")]
-    Limit {
-        adapter: String,
-        limit: &'static str,
-        needed: u64,
-        available: u64,
-    },
+    #[error(
+        "the GPU adapter '{adapter}' lacks a required limit: {limit} needs {needed}, the device offers {available}"
+    )]
+    Limit { adapter: String, limit: &'static str, needed: u64, available: u64 },
 
     #[error("could not open the GPU device: {0}")]
     Device(String),
@@ -38,11 +35,7 @@ pub enum Error {
     Checkpoint { file: String, message: String },
 
     #[error("tensor '{name}': expected shape {expected:?}, found {found:?}")]
-    Shape {
-        name: String,
-        expected: Vec<usize>,
-        found: Vec<usize>,
-    },
+    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
 
     #[error("tokenizer: {0}")]
     Tokenizer(String),
@@ -59,10 +52,7 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn checkpoint(file: impl fmt::Display, message: impl fmt::Display) -> Self {
-        Error::Checkpoint {
-            file: file.to_string(),
-            message: message.to_string(),
-        }
+        Error::Checkpoint { file: file.to_string(), message: message.to_string() }
     }
     pub(crate) fn config(message: impl fmt::Display) -> Self {
         Error::Config(message.to_string())

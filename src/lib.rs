@@ -1,13 +1,21 @@
 //! blockdiff: a portable WebGPU runtime for block diffusion language models.
 //!
 //! Rooms: [`gpu`] (device, buffers, pipelines), [`kernels`] (one wrapper per WGSL shader, each
-//! with a CPU twin), [`model`] (configs, checkpoints, forward passes), [`cache`] (KV cache).
+//! with a CPU twin), [`model`] (configs, checkpoints, forward passes), [`cache`] (KV cache),
+//! [`sample`] (the block diffusion loop and its unmasking strategies), [`session`] (the API the
+//! CLI, desktop and browser share).
 
 pub mod cache;
+pub mod clock;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod sample;
+pub mod session;
+pub mod tokenizer;
 pub mod verify;
 
 pub use error::{Error, Result};
+pub use sample::{Event, GenerateOptions, Generation, StopReason, Strategy};
+pub use session::{ProbeRow, Score, ScoreOptions, Session};

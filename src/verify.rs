@@ -6,9 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu};
 use crate::kernels::logprob;
 use crate::model::reference::{Bd3lmReference, CpuAttn};
-use crate::model::{
-    bd3lm::Bd3lmWeights, Attn, Bd3lmConfig, Checkpoint, LoadOptions, Model, ModelFiles,
-};
+use crate::model::{bd3lm::Bd3lmWeights, Attn, Bd3lmConfig, Checkpoint, LoadOptions, Model, ModelFiles};
 use std::sync::Arc;
 
 /// One comparison.
@@ -58,10 +56,7 @@ fn max_err(a: &[f32], b: &[f32]) -> f32 {
     if a.len() != b.len() {
         return f32::INFINITY;
     }
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 struct Golden<'a> {
@@ -80,20 +75,11 @@ impl Golden<'_> {
 
 /// The NLL bound of the likelihood entry from `x_t`-half logits: mean over positions 1..n-1 of
 /// (1/t)·CE on masked positions ([MASK] excluded from the softmax).
-pub fn likelihood_nll(
-    logits: &[f32],
-    vocab: usize,
-    xt: &[u32],
-    x0: &[u32],
-    mask_id: u32,
-    t: f32,
-) -> f32 {
+pub fn likelihood_nll(logits: &[f32], vocab: usize, xt: &[u32], x0: &[u32], mask_id: u32, t: f32) -> f32 {
     let n = xt.len();
     let total: f64 = (1..n)
         .filter(|&i| xt[i] == mask_id)
-        .map(|i| {
-            logprob::cpu_row(&logits[i * vocab..(i + 1) * vocab], mask_id, x0[i]) as f64 / t as f64
-        })
+        .map(|i| logprob::cpu_row(&logits[i * vocab..(i + 1) * vocab], mask_id, x0[i]) as f64 / t as f64)
         .sum();
     (total / (n - 1) as f64) as f32
 }
@@ -107,9 +93,7 @@ pub async fn verify(
     dtype: DType,
     cpu: bool,
 ) -> Result<Report> {
-    let golden = Golden {
-        ck: Checkpoint::parse("golden.safetensors", golden_bytes)?,
-    };
+    let golden = Golden { ck: Checkpoint::parse("golden.safetensors", golden_bytes)? };
     let model = Model::load(gpu, files, &LoadOptions { dtype: Some(dtype) })?;
     let info = model.info();
     let cfg = Bd3lmConfig::from_json(&files.config)?;
@@ -136,21 +120,12 @@ pub async fn verify(
         let ids = golden.ck.ids("block_causal.input_ids")?;
         let n = ids.len();
         let ws = model.workspace(n.max(block))?;
-        let (logits, hidden) = model
-            .forward_logits(&ws, &ids, Attn::BlockCausal, 0..n, true)
-            .await?;
+        let (logits, hidden) = model.forward_logits(&ws, &ids, Attn::BlockCausal, 0..n, true).await?;
         let want = golden.f32("block_causal.logits")?;
         push("block_causal.logits".into(), &gpu_path, &logits, &want);
-        let cpu_out = reference
-            .as_ref()
-            .map(|r| r.forward(&ids, CpuAttn::BlockCausal));
+        let cpu_out = reference.as_ref().map(|r| r.forward(&ids, CpuAttn::BlockCausal));
         if let (Some(r), Some(out)) = (&reference, &cpu_out) {
-            push(
-                "block_causal.logits".into(),
-                "cpu",
-                &r.logits(&out.h),
-                &want,
-            );
+            push("block_causal.logits".into(), "cpu", &r.logits(&out.h), &want);
         }
         for (i, h) in hidden.iter().enumerate() {
             let name = format!("block_causal.hidden.{i}");
@@ -173,15 +148,10 @@ pub async fn verify(
         let mut cache = model.new_cache()?;
         let mut cpu_cache = reference.as_ref().map(|r| r.new_cache());
         for b in 0..blocks {
-            let (noisy_b, clean_b) = (
-                &noisy[b * block..(b + 1) * block],
-                &clean[b * block..(b + 1) * block],
-            );
+            let (noisy_b, clean_b) = (&noisy[b * block..(b + 1) * block], &clean[b * block..(b + 1) * block]);
             for (kind, ids, commit) in [("noisy", noisy_b, false), ("commit", clean_b, true)] {
                 let name = format!("kv.{kind}_logits.{b}");
-                let (logits, _) = model
-                    .forward_logits(&ws, ids, Attn::Cached(&cache), 0..block, false)
-                    .await?;
+                let (logits, _) = model.forward_logits(&ws, ids, Attn::Cached(&cache), 0..block, false).await?;
                 if commit {
                     cache.commit(block);
                 }
@@ -209,9 +179,7 @@ pub async fn verify(
         }
         let ids = [xt.as_slice(), x0.as_slice()].concat();
         let ws = model.workspace(2 * n)?;
-        let (logits, _) = model
-            .forward_logits(&ws, &ids, Attn::Likelihood, 0..n, false)
-            .await?;
+        let (logits, _) = model.forward_logits(&ws, &ids, Attn::Likelihood, 0..n, false).await?;
         let want = golden.f32("train.logits")?;
         push("train.logits".into(), &gpu_path, &logits, &want);
         let want_nll = golden.f32("train.nll")?;
@@ -221,12 +189,7 @@ pub async fn verify(
             let out = r.forward(&ids, CpuAttn::Likelihood);
             let l = r.logits(&out.h[..n * cfg.hidden_dim]);
             push("train.logits".into(), "cpu", &l, &want);
-            push(
-                "train.nll".into(),
-                "cpu",
-                &[likelihood_nll(&l, v, &xt, &x0, mask, t)],
-                &want_nll,
-            );
+            push("train.nll".into(), "cpu", &[likelihood_nll(&l, v, &xt, &x0, mask, t)], &want_nll);
         }
     }
     if report.checks.is_empty() {

@@ -7,17 +7,11 @@ use blockdiff::model::ModelFiles;
 use std::path::PathBuf;
 
 fn golden_dir(name: &str) -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/golden")
-        .join(name);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden").join(name);
     if dir.join("golden.safetensors").exists() {
         return Some(dir);
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "golden set {} is missing in CI",
-        dir.display()
-    );
+    assert!(std::env::var_os("CI").is_none(), "golden set {} is missing in CI", dir.display());
     eprintln!("skipping: {} not found", dir.display());
     None
 }
@@ -31,29 +25,17 @@ fn run(name: &str, dtype: DType, cpu: bool) {
     }
     let files = ModelFiles::from_dir(&dir).unwrap();
     let golden = std::fs::read(dir.join("golden.safetensors")).unwrap();
-    let report =
-        pollster::block_on(blockdiff::verify::verify(&gpu, &files, &golden, dtype, cpu)).unwrap();
+    let report = pollster::block_on(blockdiff::verify::verify(&gpu, &files, &golden, dtype, cpu)).unwrap();
     for c in &report.checks {
-        println!(
-            "{:28} {:8} max abs err {:.3e} (tol {:.1e})",
-            c.entry, c.path, c.max_abs_err, c.tolerance
-        );
+        println!("{:28} {:8} max abs err {:.3e} (tol {:.1e})", c.entry, c.path, c.max_abs_err, c.tolerance);
     }
-    let entries: std::collections::HashSet<_> =
-        report.checks.iter().map(|c| c.entry.as_str()).collect();
-    assert!(
-        entries.len() >= 4,
-        "too few golden entries checked: {entries:?}"
-    );
+    let entries: std::collections::HashSet<_> = report.checks.iter().map(|c| c.entry.as_str()).collect();
+    assert!(entries.len() >= 4, "too few golden entries checked: {entries:?}");
     assert_eq!(
         report.failed(),
         0,
         "golden mismatches: {:#?}",
-        report
-            .checks
-            .iter()
-            .filter(|c| !c.passed())
-            .collect::<Vec<_>>()
+        report.checks.iter().filter(|c| !c.passed()).collect::<Vec<_>>()
     );
 }
 

@@ -10,22 +10,10 @@ use common::*;
 use std::sync::Arc;
 
 fn view(buf: &blockdiff::gpu::GpuBuffer, offset: usize, stride: usize) -> View<'_> {
-    View {
-        buf,
-        offset,
-        stride,
-    }
+    View { buf, offset, stride }
 }
 
-fn check_matmul(
-    gpu: &Arc<Gpu>,
-    m: usize,
-    k: usize,
-    n: usize,
-    dtype: DType,
-    act: matmul::Activation,
-    epi: u32,
-) {
+fn check_matmul(gpu: &Arc<Gpu>, m: usize, k: usize, n: usize, dtype: DType, act: matmul::Activation, epi: u32) {
     let x = rand_vec(m * k, 1 + (m * k) as u64, 1.0);
     let w = rand_vec(n * k, 2 + n as u64, 0.5);
     let bias = rand_vec(n, 3, 0.5);
@@ -36,20 +24,7 @@ fn check_matmul(
         DType::F16 => w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
     };
     let mut want = y0.clone();
-    matmul::cpu(
-        &x,
-        k,
-        m,
-        &wq,
-        n,
-        k,
-        Some(&bias),
-        act,
-        epi,
-        Some(&gate),
-        &mut want,
-        n,
-    );
+    matmul::cpu(&x, k, m, &wq, n, k, Some(&bias), act, epi, Some(&gate), &mut want, n);
 
     let xb = gpu.upload_f32("x", &x).unwrap();
     let wm = GpuMatrix::upload(gpu, "w", n, k, &w, dtype).unwrap();
@@ -79,27 +54,16 @@ fn check_matmul(
     rec.submit().unwrap();
     let got = read(gpu, &yb, m * n);
     let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
-    let tol =
-        scale * if dtype == DType::F16 { 2e-3 } else { 1e-4 } * (k as f32 / 64.0).sqrt().max(1.0);
+    let tol = scale * if dtype == DType::F16 { 2e-3 } else { 1e-4 } * (k as f32 / 64.0).sqrt().max(1.0);
     let err = max_abs_diff(&got, &want);
-    assert!(
-        err <= tol,
-        "matmul {m}x{k}x{n} {dtype:?} {act:?} epi {epi}: err {err} > tol {tol}"
-    );
+    assert!(err <= tol, "matmul {m}x{k}x{n} {dtype:?} {act:?} epi {epi}: err {err} > tol {tol}");
 }
 
 #[test]
 fn matmul_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     use matmul::Activation::*;
-    for &(m, k, n) in &[
-        (1, 1, 1),
-        (1, 7, 5),
-        (3, 64, 130),
-        (16, 768, 96),
-        (33, 45, 67),
-        (5, 64, 50258),
-    ] {
+    for &(m, k, n) in &[(1, 1, 1), (1, 7, 5), (3, 64, 130), (16, 768, 96), (33, 45, 67), (5, 64, 50258)] {
         check_matmul(&gpu, m, k, n, DType::F32, None, 0);
     }
     check_matmul(&gpu, 7, 36, 70, DType::F32, GeluTanh, 0);
@@ -114,11 +78,8 @@ fn matmul_matches_cpu() {
 #[test]
 fn matmul_split_weights_match_cpu() {
     // A binding cap of 4 KiB splits a 100 x 64 f32 weight (25.6 KB) into 7 chunks.
-    let opts = blockdiff::gpu::GpuOptions {
-        storage_binding_cap: Some(4096),
-        min_storage_binding: 0,
-        ..Default::default()
-    };
+    let opts =
+        blockdiff::gpu::GpuOptions { storage_binding_cap: Some(4096), min_storage_binding: 0, ..Default::default() };
     let Ok(gpu) = Gpu::new_blocking(opts) else {
         assert!(std::env::var_os("CI").is_none(), "no adapter in CI");
         return;
@@ -134,21 +95,11 @@ fn norm_matches_cpu() {
     for &(rows, d) in &[(1, 1), (3, 64), (5, 100), (2, 1000)] {
         for kind in [norm::Kind::LayerNorm, norm::Kind::RmsNorm] {
             for modulate in [false, true] {
-                let x: Vec<f32> = rand_vec(rows * d, 11, 2.0)
-                    .iter()
-                    .map(|v| v + 0.5)
-                    .collect();
+                let x: Vec<f32> = rand_vec(rows * d, 11, 2.0).iter().map(|v| v + 0.5).collect();
                 let w = rand_vec(d, 12, 1.0);
                 let sh = rand_vec(d, 13, 0.5);
                 let sc = rand_vec(d, 14, 0.5);
-                let want = norm::cpu(
-                    kind,
-                    &x,
-                    d,
-                    &w,
-                    modulate.then_some((&sh[..], &sc[..])),
-                    1e-5,
-                );
+                let want = norm::cpu(kind, &x, d, &w, modulate.then_some((&sh[..], &sc[..])), 1e-5);
                 let (xb, wb, shb, scb) = (
                     gpu.upload_f32("x", &x).unwrap(),
                     gpu.upload_f32("w", &w).unwrap(),
@@ -175,10 +126,7 @@ fn norm_matches_cpu() {
                 .unwrap();
                 rec.submit().unwrap();
                 let err = max_abs_diff(&read(&gpu, &yb, rows * d), &want);
-                assert!(
-                    err < 1e-4,
-                    "norm {kind:?} {rows}x{d} modulate {modulate}: {err}"
-                );
+                assert!(err < 1e-4, "norm {kind:?} {rows}x{d} modulate {modulate}: {err}");
             }
         }
     }
@@ -194,27 +142,11 @@ fn rope_matches_cpu() {
     let x = rand_vec(rows * stride, 21, 1.0);
     let mut want = x.clone();
     for r in 0..rows {
-        rope::cpu_row(
-            &table.host,
-            hd,
-            &mut want[r * stride + 4..r * stride + 4 + heads * hd],
-            heads,
-            pos0 + r,
-        );
+        rope::cpu_row(&table.host, hd, &mut want[r * stride + 4..r * stride + 4 + heads * hd], heads, pos0 + r);
     }
     let xb = gpu.upload_f32("x", &x).unwrap();
     let mut rec = gpu.recorder();
-    rope::Rope {
-        table: &table,
-        x: &xb,
-        rows,
-        heads,
-        stride,
-        offset: 4,
-        pos0,
-    }
-    .encode(&mut rec)
-    .unwrap();
+    rope::Rope { table: &table, x: &xb, rows, heads, stride, offset: 4, pos0 }.encode(&mut rec).unwrap();
     rec.submit().unwrap();
     let err = max_abs_diff(&read(&gpu, &xb, rows * stride), &want);
     assert!(err < 1e-5, "rope: {err}");
@@ -222,11 +154,8 @@ fn rope_matches_cpu() {
 
 #[test]
 fn embed_matches_cpu_with_chunked_table() {
-    let opts = blockdiff::gpu::GpuOptions {
-        storage_binding_cap: Some(1024),
-        min_storage_binding: 0,
-        ..Default::default()
-    };
+    let opts =
+        blockdiff::gpu::GpuOptions { storage_binding_cap: Some(1024), min_storage_binding: 0, ..Default::default() };
     let Ok(gpu) = Gpu::new_blocking(opts) else {
         assert!(std::env::var_os("CI").is_none(), "no adapter in CI");
         return;
@@ -239,16 +168,9 @@ fn embed_matches_cpu_with_chunked_table() {
     let idb = gpu.upload_u32("ids", &ids).unwrap();
     let out = gpu.storage("out", (ids.len() * d * 4) as u64).unwrap();
     let mut rec = gpu.recorder();
-    embed::Embed {
-        table: &m,
-        ids: &idb,
-        ids_offset: 0,
-        n: ids.len(),
-        out: &out,
-        out_offset: 0,
-    }
-    .encode(&mut rec)
-    .unwrap();
+    embed::Embed { table: &m, ids: &idb, ids_offset: 0, n: ids.len(), out: &out, out_offset: 0 }
+        .encode(&mut rec)
+        .unwrap();
     rec.submit().unwrap();
     assert_eq!(read(&gpu, &out, ids.len() * d), embed::cpu(&table, d, &ids));
 }
@@ -307,30 +229,15 @@ fn check_attention(
     let k = rand_vec(n_kv * kv_heads * d, 52 + n_kv as u64, 1.0);
     let v = rand_vec(n_kv * kv_heads * d, 53, 1.0);
     let table = rope::RopeTable::new(gpu, d, 10000.0, n_kv + n_q + q_base).unwrap();
-    let want = attention::cpu(
-        &q,
-        &k,
-        &v,
-        n_q,
-        n_kv,
-        heads,
-        kv_heads,
-        d,
-        q_base,
-        mask,
-        rope.then_some(&table.host[..]),
-    );
+    let want = attention::cpu(&q, &k, &v, n_q, n_kv, heads, kv_heads, d, q_base, mask, rope.then_some(&table.host[..]));
     // Lay k/v into the ring.
     let w = kv_heads * d;
     let mut kr = vec![0.0; kv_cap * w];
     let mut vr = vec![0.0; kv_cap * w];
     kv_store::cpu(&k, w, &mut kr, kv_start, kv_cap);
     kv_store::cpu(&v, w, &mut vr, kv_start, kv_cap);
-    let (qb, kb, vb) = (
-        gpu.upload_f32("q", &q).unwrap(),
-        gpu.upload_f32("k", &kr).unwrap(),
-        gpu.upload_f32("v", &vr).unwrap(),
-    );
+    let (qb, kb, vb) =
+        (gpu.upload_f32("q", &q).unwrap(), gpu.upload_f32("k", &kr).unwrap(), gpu.upload_f32("v", &vr).unwrap());
     let ob = gpu.storage("o", (n_q * heads * d * 4) as u64).unwrap();
     let mut rec = gpu.recorder();
     attention::Attention {
@@ -353,10 +260,7 @@ fn check_attention(
     .unwrap();
     rec.submit().unwrap();
     let err = max_abs_diff(&read(gpu, &ob, n_q * heads * d), &want);
-    assert!(
-        err < 2e-5,
-        "attention nq {n_q} nkv {n_kv} h {heads}/{kv_heads} d {d} {mask:?} rope {rope}: {err}"
-    );
+    assert!(err < 2e-5, "attention nq {n_q} nkv {n_kv} h {heads}/{kv_heads} d {d} {mask:?} rope {rope}: {err}");
 }
 
 #[test]
@@ -364,64 +268,13 @@ fn attention_matches_cpu() {
     let Some(gpu) = gpu() else { return };
     use attention::Mask::*;
     // Block-causal over a whole sequence (odd length, several tiles).
-    check_attention(
-        &gpu,
-        37,
-        37,
-        4,
-        4,
-        16,
-        0,
-        BlockCausal { block: 4 },
-        true,
-        0,
-        37,
-    );
+    check_attention(&gpu, 37, 37, 4, 4, 16, 0, BlockCausal { block: 4 }, true, 0, 37);
     // KV-cache decode: 4 queries after 12 cached keys, ring wrapped, GQA 4:2, head_dim 24.
-    check_attention(
-        &gpu,
-        4,
-        16,
-        4,
-        2,
-        24,
-        12,
-        BlockCausal { block: 4 },
-        false,
-        10,
-        20,
-    );
+    check_attention(&gpu, 4, 16, 4, 2, 24, 12, BlockCausal { block: 4 }, false, 10, 20);
     // One query, head_dim 128 (big head, small tiles).
-    check_attention(
-        &gpu,
-        1,
-        9,
-        2,
-        1,
-        128,
-        8,
-        BlockCausal { block: 1 },
-        true,
-        0,
-        9,
-    );
+    check_attention(&gpu, 1, 9, 2, 1, 128, 8, BlockCausal { block: 1 }, true, 0, 9);
     // Training mask over x_t ⊕ x_0 (n = 10, block 4: a partial last block).
-    check_attention(
-        &gpu,
-        20,
-        20,
-        2,
-        2,
-        8,
-        0,
-        Training {
-            block: 4,
-            half_n: 10,
-        },
-        true,
-        0,
-        20,
-    );
+    check_attention(&gpu, 20, 20, 2, 2, 8, 0, Training { block: 4, half_n: 10 }, true, 0, 20);
 }
 
 #[test]
@@ -446,9 +299,7 @@ fn kv_store_matches_cpu() {
     .encode(&mut rec)
     .unwrap();
     rec.submit().unwrap();
-    let ks: Vec<f32> = (0..rows)
-        .flat_map(|r| src[r * 3 * width + width..r * 3 * width + 2 * width].to_vec())
-        .collect();
+    let ks: Vec<f32> = (0..rows).flat_map(|r| src[r * 3 * width + width..r * 3 * width + 2 * width].to_vec()).collect();
     let mut want = vec![0.0; cap * width];
     kv_store::cpu(&ks, width, &mut want, start, cap);
     assert_eq!(read(&gpu, &kc, cap * width), want);
@@ -464,37 +315,14 @@ fn gpu_samples(
     let lb = gpu.upload_f32("logits", logits).unwrap();
     let out = gpu.storage("samples", (rows * 16) as u64).unwrap();
     let mut rec = gpu.recorder();
-    sample::SampleRows {
-        logits: &lb,
-        rows,
-        vocab,
-        stride: vocab,
-        settings: s,
-        out: &out,
-    }
-    .encode(&mut rec)
-    .unwrap();
+    sample::SampleRows { logits: &lb, rows, vocab, stride: vocab, settings: s, out: &out }.encode(&mut rec).unwrap();
     rec.submit().unwrap();
     let words = read(gpu, &out, rows * 4);
     bytemuck::cast_slice::<f32, sample::Sample>(&words).to_vec()
 }
 
-fn settings(
-    temperature: f32,
-    top_p: f32,
-    top_k: u32,
-    seed: u64,
-    step: u32,
-) -> sample::SampleSettings {
-    sample::SampleSettings {
-        temperature,
-        top_p,
-        top_k,
-        seed,
-        step,
-        pos_base: 0,
-        mask_id: 3,
-    }
+fn settings(temperature: f32, top_p: f32, top_k: u32, seed: u64, step: u32) -> sample::SampleSettings {
+    sample::SampleSettings { temperature, top_p, top_k, seed, step, pos_base: 0, mask_id: 3 }
 }
 
 #[test]
@@ -515,11 +343,7 @@ fn sample_matches_cpu_twin() {
             let want = sample::cpu_row(&logits[r * vocab..(r + 1) * vocab], &s, r as u32);
             assert_ne!(got[r].token, 3);
             assert_eq!(got[r].token, want.token, "row {r} {s:?}");
-            assert!(
-                (got[r].p_token - want.p_token).abs() < 1e-5,
-                "{:?} vs {want:?}",
-                got[r]
-            );
+            assert!((got[r].p_token - want.p_token).abs() < 1e-5, "{:?} vs {want:?}", got[r]);
             assert!((got[r].entropy - want.entropy).abs() < 1e-3 * want.entropy.max(1.0));
         }
     }
@@ -543,12 +367,7 @@ fn sample_distribution_passes_chi_square() {
         }
     }
     assert_eq!(counts[3], 0, "[MASK] sampled");
-    let z: f64 = logits
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != 3)
-        .map(|(_, &l)| (l as f64).exp())
-        .sum();
+    let z: f64 = logits.iter().enumerate().filter(|(i, _)| *i != 3).map(|(_, &l)| (l as f64).exp()).sum();
     let n = 2000.0;
     let chi2: f64 = (0..vocab)
         .filter(|&i| i != 3)
@@ -573,10 +392,7 @@ fn sample_edge_cases() {
     let k1 = gpu_samples(&gpu, &logits, 4, vocab, settings(1.0, 1.0, 1, 7, 0));
     for r in 0..4 {
         let row = &logits[r * vocab..(r + 1) * vocab];
-        let arg = (0..vocab)
-            .filter(|&v| v != 3)
-            .max_by(|&a, &b| row[a].total_cmp(&row[b]))
-            .unwrap();
+        let arg = (0..vocab).filter(|&v| v != 3).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
         assert_eq!(greedy[r].token as usize, arg);
         assert_eq!(cold[r].token as usize, arg);
         assert_eq!(tiny_p[r].token as usize, arg);
@@ -604,23 +420,12 @@ fn select_matches_cpu_for_every_rule() {
     let rules = [
         select::Rule::FirstHitting,
         select::Rule::Ddpm,
-        select::Rule::Confidence {
-            k: 0,
-            threshold: 0.0,
-        },
-        select::Rule::Confidence {
-            k: 3,
-            threshold: 0.0,
-        },
-        select::Rule::Confidence {
-            k: 0,
-            threshold: 0.6,
-        },
+        select::Rule::Confidence { k: 0, threshold: 0.0 },
+        select::Rule::Confidence { k: 3, threshold: 0.0 },
+        select::Rule::Confidence { k: 0, threshold: 0.6 },
         select::Rule::EntropyBounded { bound: 2.0 },
     ];
-    let sb = gpu
-        .upload("samples", bytemuck::cast_slice(&samples))
-        .unwrap();
+    let sb = gpu.upload("samples", bytemuck::cast_slice(&samples)).unwrap();
     for rule in rules {
         let mut cpu_tokens = start.clone();
         let tb = gpu.upload_u32("tokens", &start).unwrap();
@@ -650,18 +455,8 @@ fn select_matches_cpu_for_every_rule() {
             assert_eq!(st, vec![left, committed], "{rule:?} step {step}");
             assert_eq!((got[2], got[9]), (5, 6));
         }
-        if matches!(
-            rule,
-            select::Rule::Ddpm
-                | select::Rule::Confidence {
-                    k: 0,
-                    threshold: 0.0
-                }
-        ) {
-            assert!(
-                !cpu_tokens.contains(&mask),
-                "{rule:?} must finish in `steps` steps"
-            );
+        if matches!(rule, select::Rule::Ddpm | select::Rule::Confidence { k: 0, threshold: 0.0 }) {
+            assert!(!cpu_tokens.contains(&mask), "{rule:?} must finish in `steps` steps");
         }
     }
 }
@@ -672,24 +467,12 @@ fn topk_and_cross_entropy_match_cpu() {
     let (rows, vocab, k) = (5, 50258, 6);
     let logits = rand_vec(rows * vocab, 91, 5.0);
     let lb = gpu.upload_f32("logits", &logits).unwrap();
-    let out = gpu
-        .storage("topk", (rows * (2 * k + 2) * 4) as u64)
-        .unwrap();
+    let out = gpu.storage("topk", (rows * (2 * k + 2) * 4) as u64).unwrap();
     let targets: Vec<u32> = vec![0, 17, 50257, 3, 40000];
     let tb = gpu.upload_u32("targets", &targets).unwrap();
     let ce = gpu.storage("ce", (rows * 4) as u64).unwrap();
     let mut rec = gpu.recorder();
-    topk::TopKRows {
-        logits: &lb,
-        rows,
-        vocab,
-        stride: vocab,
-        mask_id: 50257,
-        k,
-        out: &out,
-    }
-    .encode(&mut rec)
-    .unwrap();
+    topk::TopKRows { logits: &lb, rows, vocab, stride: vocab, mask_id: 50257, k, out: &out }.encode(&mut rec).unwrap();
     logprob::CrossEntropy {
         logits: &lb,
         rows,
@@ -715,11 +498,7 @@ fn topk_and_cross_entropy_match_cpu() {
         assert!((got[r].log_z - want.log_z).abs() < 1e-3);
         let want_ce = logprob::cpu_row(row, 50257, targets[r]);
         if targets[r] != 50257 {
-            assert!(
-                (ce_got[r] - want_ce).abs() < 1e-3,
-                "ce row {r}: {} vs {want_ce}",
-                ce_got[r]
-            );
+            assert!((ce_got[r] - want_ce).abs() < 1e-3, "ce row {r}: {} vs {want_ce}", ce_got[r]);
         }
     }
 }

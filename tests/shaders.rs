@@ -5,12 +5,9 @@ use blockdiff::gpu::KernelSource;
 fn validate(src: &KernelSource, defines: &str) -> Result<(), String> {
     let text = blockdiff::gpu::specialise(src, defines);
     let module = naga::front::wgsl::parse_str(&text).map_err(|e| e.emit_to_string(&text))?;
-    naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::all(),
-    )
-    .validate(&module)
-    .map_err(|e| e.emit_to_string(&text))?;
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
+        .validate(&module)
+        .map_err(|e| e.emit_to_string(&text))?;
     Ok(())
 }
 
@@ -21,11 +18,7 @@ fn every_shader_specialisation_validates() {
     let mut failures = Vec::new();
     for (src, defines) in &all {
         if let Err(e) = validate(src, defines) {
-            failures.push(format!(
-                "{} [{}]:\n{e}",
-                src.name,
-                defines.replace('\n', " ")
-            ));
+            failures.push(format!("{} [{}]:\n{e}", src.name, defines.replace('\n', " ")));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -33,16 +26,11 @@ fn every_shader_specialisation_validates() {
 
 #[test]
 fn every_wgsl_file_is_wrapped() {
-    let names: std::collections::HashSet<&str> = blockdiff::kernels::all_specialisations()
-        .iter()
-        .map(|(s, _)| s.name)
-        .collect();
+    let names: std::collections::HashSet<&str> =
+        blockdiff::kernels::all_specialisations().iter().map(|(s, _)| s.name).collect();
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        assert!(
-            names.contains(stem.as_str()),
-            "shaders/{stem}.wgsl has no kernel wrapper"
-        );
+        assert!(names.contains(stem.as_str()), "shaders/{stem}.wgsl has no kernel wrapper");
     }
 }

@@ -2,8 +2,10 @@
 
 use blockdiff::gpu::{DType, Gpu, GpuMatrix, GpuOptions};
 use blockdiff::kernels::matmul::{self, Activation, Epilogue, Matmul};
-use blockdiff::model::ModelFiles;
+use blockdiff::model::{LoadOptions, ModelFiles};
+use blockdiff::{Event, GenerateOptions, ScoreOptions, Session, Strategy};
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -31,8 +33,113 @@ impl From<Precision> for DType {
     }
 }
 
+/// The model every command uses by default: the bundled demo model.
+fn default_model() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/bd3lm-shakespeare-tiny")
+}
+
+#[derive(clap::Args)]
+struct ModelArgs {
+    /// Model directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, default_value_os_t = default_model())]
+    model: PathBuf,
+    /// GPU weight precision (default: f16 when the adapter has SHADER_F16).
+    #[arg(long, value_enum)]
+    precision: Option<Precision>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StrategyArg {
+    FirstHitting,
+    Ddpm,
+    Confidence,
+    EntropyBounded,
+}
+
+#[derive(clap::Args)]
+struct SamplingArgs {
+    /// Unmasking strategy inside a block.
+    #[arg(long, value_enum, default_value = "first-hitting")]
+    strategy: StrategyArg,
+    /// Denoising steps per block (ddpm, confidence); default: the block length.
+    #[arg(long)]
+    steps: Option<u32>,
+    /// Confidence: commit every position with probability >= p (at least one per step).
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Confidence: commit exactly this many positions per step.
+    #[arg(long)]
+    per_step: Option<u32>,
+    /// Entropy-bounded: summed entropy (nats) allowed per step.
+    #[arg(long, default_value_t = 1.0)]
+    entropy_bound: f32,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Keep only the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 0)]
+    top_k: u32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Generate text block by block, streaming it as blocks are committed.
+    Generate {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        #[arg(long, default_value = "")]
+        prompt: String,
+        #[arg(long, default_value_t = 200)]
+        max_tokens: usize,
+        /// Stop at this string (repeatable).
+        #[arg(long)]
+        stop: Vec<String>,
+        /// Keep going past EOS.
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Print every denoising step of every block (masked slots as ░).
+        #[arg(long)]
+        show_steps: bool,
+        /// Print the statistics as JSON on stdout after the text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The block-diffusion NLL upper bound (and perplexity bound) of a text.
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// The text (or use --file).
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, default_value_t = 16)]
+        samples: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-position top-k predictions for N masks after a prompt.
+    Probe {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, default_value = "")]
+        prompt: String,
+        #[arg(long, default_value_t = 16)]
+        masks: usize,
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the GPU adapter, its limits and features, and a matmul self-check with GFLOP/s.
     Info,
     /// Compare a golden directory (config.json, model.safetensors, golden.json,
@@ -53,6 +160,32 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info => info(),
         Command::Verify { dir, precision, no_cpu } => verify(dir, precision.into(), !no_cpu),
+        Command::Generate { model, sampling, prompt, max_tokens, stop, ignore_eos, show_steps, json } => {
+            let opts = GenerateOptions {
+                strategy: match sampling.strategy {
+                    StrategyArg::FirstHitting => Strategy::FirstHitting,
+                    StrategyArg::Ddpm => Strategy::Ddpm,
+                    StrategyArg::Confidence => Strategy::Confidence,
+                    StrategyArg::EntropyBounded => Strategy::EntropyBounded,
+                },
+                steps: sampling.steps,
+                threshold: sampling.threshold,
+                per_step: sampling.per_step,
+                entropy_bound: sampling.entropy_bound,
+                temperature: sampling.temperature,
+                top_p: sampling.top_p,
+                top_k: sampling.top_k,
+                max_tokens,
+                seed: sampling.seed,
+                stop,
+                stop_at_eos: !ignore_eos,
+                stream_steps: show_steps,
+                ..Default::default()
+            };
+            generate(model, &prompt, &opts, json)
+        }
+        Command::Score { model, text, file, samples, seed, json } => score(model, text, file, samples, seed, json),
+        Command::Probe { model, prompt, masks, top_k, json } => probe(model, &prompt, masks, top_k, json),
     };
     match result {
         Ok(code) => code,
@@ -132,7 +265,10 @@ fn info() -> blockdiff::Result<ExitCode> {
         "features: shader-f16 {}, subgroups {}, timestamps {}",
         gpu.features.shader_f16, gpu.features.subgroups, gpu.features.timestamps
     );
-    println!("matmul path: {}", if gpu.prefers_tiled() { "workgroup-memory tiles" } else { "register tiles (CPU adapter)" });
+    println!(
+        "matmul path: {}",
+        if gpu.prefers_tiled() { "workgroup-memory tiles" } else { "register tiles (CPU adapter)" }
+    );
     let mut dtypes = vec![DType::F32];
     if gpu.features.shader_f16 {
         dtypes.push(DType::F16);
@@ -157,10 +293,8 @@ fn verify(dir: PathBuf, dtype: DType, cpu: bool) -> blockdiff::Result<ExitCode> 
     println!("adapter: {}", gpu.adapter);
     let files = ModelFiles::from_dir(&dir)?;
     let golden_path = dir.join("golden.safetensors");
-    let golden = std::fs::read(&golden_path).map_err(|e| blockdiff::Error::File {
-        path: golden_path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let golden = std::fs::read(&golden_path)
+        .map_err(|e| blockdiff::Error::File { path: golden_path.display().to_string(), message: e.to_string() })?;
     let report = pollster::block_on(blockdiff::verify::verify(&gpu, &files, &golden, dtype, cpu))?;
     for c in &report.checks {
         println!(
@@ -174,4 +308,114 @@ fn verify(dir: PathBuf, dtype: DType, cpu: bool) -> blockdiff::Result<ExitCode> 
     }
     println!("verify: {} passed, {} failed", report.passed(), report.failed());
     Ok(if report.failed() == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn load_session(args: &ModelArgs) -> blockdiff::Result<Session> {
+    let gpu = open_gpu()?;
+    let options = LoadOptions { dtype: args.precision.map(Into::into) };
+    Session::load_dir(&gpu, &args.model, &options)
+}
+
+fn generate(args: ModelArgs, prompt: &str, opts: &GenerateOptions, json: bool) -> blockdiff::Result<ExitCode> {
+    let mut session = load_session(&args)?;
+    let info = session.info();
+    let bar = indicatif::ProgressBar::new(opts.max_tokens as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} tokens {per_sec} [{elapsed}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    eprintln!(
+        "model: {} ({} layers, hidden {}, block {}, {} weights) on {}",
+        args.model.display(),
+        info.layers,
+        info.hidden,
+        info.block_size,
+        info.dtype,
+        session.gpu().adapter
+    );
+    print!("{prompt}");
+    let _ = std::io::stdout().flush();
+    let tokenizer_mask = info.mask_id;
+    let mut produced = 0u64;
+    let mut on_event = |e: Event| {
+        match e {
+            Event::Block { text, tokens, .. } => {
+                bar.suspend(|| {
+                    print!("{text}");
+                    let _ = std::io::stdout().flush();
+                });
+                produced += tokens.len() as u64;
+                bar.set_position(produced);
+            }
+            Event::Step { block, step, tokens, mask_id, masked } => {
+                let shown: Vec<String> = tokens
+                    .iter()
+                    .map(|&t| if t == mask_id || t == tokenizer_mask { "░".to_string() } else { format!("{t}") })
+                    .collect();
+                bar.suspend(|| eprintln!("block {block} step {step}: [{}] {masked} masked", shown.join(" ")));
+            }
+        }
+        true
+    };
+    let g = pollster::block_on(session.generate(prompt, opts, &mut on_event))?;
+    bar.finish_and_clear();
+    println!();
+    let s = &g.stats;
+    eprintln!(
+        "{} tokens in {:.2} s: {:.2} tokens/s, NFE {} ({:.2} tokens per forward), {} blocks, {} commit forwards, stop: {:?}",
+        s.generated_tokens,
+        s.elapsed_ms / 1e3,
+        s.tokens_per_second,
+        s.nfe,
+        s.tokens_per_forward,
+        s.blocks,
+        s.commit_forwards,
+        g.stop
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&g).unwrap_or_default());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn score(
+    args: ModelArgs,
+    text: Option<String>,
+    file: Option<PathBuf>,
+    samples: usize,
+    seed: u64,
+    json: bool,
+) -> blockdiff::Result<ExitCode> {
+    let text = match (text, file) {
+        (Some(t), None) => t,
+        (None, Some(f)) => std::fs::read_to_string(&f)
+            .map_err(|e| blockdiff::Error::File { path: f.display().to_string(), message: e.to_string() })?,
+        _ => return Err(blockdiff::Error::Options("give exactly one of --text and --file".into())),
+    };
+    let mut session = load_session(&args)?;
+    let s = pollster::block_on(session.score(&text, &ScoreOptions { samples, seed }))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+    } else {
+        println!(
+            "NLL bound: {:.4} ± {:.4} nats/token over {} tokens ({} samples); perplexity bound {:.2}",
+            s.nll, s.std_err, s.tokens, s.samples, s.perplexity
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn probe(args: ModelArgs, prompt: &str, masks: usize, k: usize, json: bool) -> blockdiff::Result<ExitCode> {
+    let mut session = load_session(&args)?;
+    let rows = pollster::block_on(session.probe(prompt, masks, k))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:>4}  {:>7}  top-{k}", "dist", "entropy");
+    for r in &rows {
+        let cells: Vec<String> = r.texts.iter().zip(&r.probs).map(|(t, p)| format!("{:?} {:.3}", t, p)).collect();
+        println!("{:>4}  {:>7.3}  {}", r.distance, r.entropy, cells.join("  "));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -44,21 +44,10 @@ impl KvCache {
         }
         let layers = (0..layers)
             .map(|i| {
-                Ok((
-                    gpu.storage(&format!("kv cache k{i}"), bytes)?,
-                    gpu.storage(&format!("kv cache v{i}"), bytes)?,
-                ))
+                Ok((gpu.storage(&format!("kv cache k{i}"), bytes)?, gpu.storage(&format!("kv cache v{i}"), bytes)?))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(KvCache {
-            layers,
-            width,
-            capacity,
-            start: 0,
-            len: 0,
-            window,
-            committed_total: 0,
-        })
+        Ok(KvCache { layers, width, capacity, start: 0, len: 0, window, committed_total: 0 })
     }
 
     /// Forgets every token (buffers are reused).

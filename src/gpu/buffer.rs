@@ -62,9 +62,8 @@ impl GpuBuffer {
     }
 }
 
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
-    .union(wgpu::BufferUsages::COPY_DST)
-    .union(wgpu::BufferUsages::COPY_SRC);
+const STORAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_DST).union(wgpu::BufferUsages::COPY_SRC);
 
 impl Gpu {
     fn check_size(&self, label: &str, size: u64) -> Result<()> {
@@ -90,10 +89,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         self.mem.add(size);
-        Ok(GpuBuffer {
-            buf,
-            stats: self.mem.clone(),
-        })
+        Ok(GpuBuffer { buf, stats: self.mem.clone() })
     }
 
     /// A storage buffer initialised with `data` (padded to 4 bytes).
@@ -121,10 +117,7 @@ impl Gpu {
         }
         buf.unmap();
         self.mem.add(size);
-        Ok(GpuBuffer {
-            buf,
-            stats: self.mem.clone(),
-        })
+        Ok(GpuBuffer { buf, stats: self.mem.clone() })
     }
 
     pub fn upload_f32(&self, label: &str, data: &[f32]) -> Result<GpuBuffer> {
@@ -159,17 +152,12 @@ impl Gpu {
             let _ = tx.send(r);
         });
         self.wait_idle()?;
-        let mapped = rx
-            .await
-            .map_err(|_| Error::DeviceLost("the read-back was dropped by the device".into()))?;
+        let mapped = rx.await.map_err(|_| Error::DeviceLost("the read-back was dropped by the device".into()))?;
         mapped.map_err(|e| match self.check() {
             Err(inner) => inner,
             Ok(()) => Error::Gpu(format!("read-back failed: {e}")),
         })?;
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("read-back: {e}")))?
-            .to_vec();
+        let data = slice.get_mapped_range().map_err(|e| Error::Gpu(format!("read-back: {e}")))?.to_vec();
         staging.unmap();
         self.check()?;
         Ok(data)
@@ -178,16 +166,12 @@ impl Gpu {
     /// Reads `len` f32 values at element `offset` of `buf` (a convenience for tests and tools;
     /// hot loops keep their own staging buffers).
     pub async fn read_f32(&self, buf: &GpuBuffer, offset: usize, len: usize) -> Result<Vec<f32>> {
-        let bytes = self
-            .read_bytes(buf, offset as u64 * 4, len as u64 * 4)
-            .await?;
+        let bytes = self.read_bytes(buf, offset as u64 * 4, len as u64 * 4).await?;
         Ok(bytemuck::cast_slice(&bytes[..len * 4]).to_vec())
     }
 
     pub async fn read_u32(&self, buf: &GpuBuffer, offset: usize, len: usize) -> Result<Vec<u32>> {
-        let bytes = self
-            .read_bytes(buf, offset as u64 * 4, len as u64 * 4)
-            .await?;
+        let bytes = self.read_bytes(buf, offset as u64 * 4, len as u64 * 4).await?;
         Ok(bytemuck::cast_slice(&bytes[..len * 4]).to_vec())
     }
 
@@ -201,12 +185,7 @@ impl Gpu {
     }
 
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn read_f32_blocking(
-        &self,
-        buf: &GpuBuffer,
-        offset: usize,
-        len: usize,
-    ) -> Result<Vec<f32>> {
+    pub fn read_f32_blocking(&self, buf: &GpuBuffer, offset: usize, len: usize) -> Result<Vec<f32>> {
         pollster::block_on(self.read_f32(buf, offset, len))
     }
 }

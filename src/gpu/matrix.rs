@@ -53,20 +53,9 @@ pub struct GpuMatrix {
 
 impl GpuMatrix {
     /// Uploads `data` (`rows * cols` f32 values) as `dtype`, chunked by rows.
-    pub fn upload(
-        gpu: &Gpu,
-        name: &str,
-        rows: usize,
-        cols: usize,
-        data: &[f32],
-        dtype: DType,
-    ) -> Result<Self> {
+    pub fn upload(gpu: &Gpu, name: &str, rows: usize, cols: usize, data: &[f32], dtype: DType) -> Result<Self> {
         if data.len() != rows * cols {
-            return Err(Error::Shape {
-                name: name.to_string(),
-                expected: vec![rows, cols],
-                found: vec![data.len()],
-            });
+            return Err(Error::Shape { name: name.to_string(), expected: vec![rows, cols], found: vec![data.len()] });
         }
         if dtype == DType::F16 && !gpu.features.shader_f16 {
             return Err(Error::options(format!(
@@ -97,19 +86,10 @@ impl GpuMatrix {
                     gpu.upload(name, bytemuck::cast_slice(&h))?
                 }
             };
-            chunks.push(MatrixChunk {
-                row0: row0 as u32,
-                rows: n as u32,
-                buf,
-            });
+            chunks.push(MatrixChunk { row0: row0 as u32, rows: n as u32, buf });
             row0 += n;
         }
-        Ok(GpuMatrix {
-            rows,
-            cols,
-            dtype,
-            chunks,
-        })
+        Ok(GpuMatrix { rows, cols, dtype, chunks })
     }
 
     pub fn bytes(&self) -> u64 {

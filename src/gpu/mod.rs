@@ -89,8 +89,7 @@ pub struct Gpu {
 impl Gpu {
     /// Opens the best adapter with the limits the runtime needs.
     pub async fn new(options: GpuOptions) -> Result<Arc<Gpu>> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: options.power_preference,
@@ -176,9 +175,7 @@ impl Gpu {
 
         let storage_binding = options
             .storage_binding_cap
-            .map_or(limits.max_storage_buffer_binding_size, |cap| {
-                cap.min(limits.max_storage_buffer_binding_size)
-            });
+            .map_or(limits.max_storage_buffer_binding_size, |cap| cap.min(limits.max_storage_buffer_binding_size));
         let features = GpuFeatures {
             shader_f16: wanted.contains(wgpu::Features::SHADER_F16),
             subgroups: wanted.contains(wgpu::Features::SUBGROUP),
@@ -243,10 +240,7 @@ impl Gpu {
         if let Some(reason) = self.lost.lock().ok().and_then(|l| l.clone()) {
             return Err(Error::DeviceLost(reason));
         }
-        let mut errs = self
-            .errors
-            .lock()
-            .map_err(|_| Error::Gpu("error sink poisoned".into()))?;
+        let mut errs = self.errors.lock().map_err(|_| Error::Gpu("error sink poisoned".into()))?;
         if errs.is_empty() {
             Ok(())
         } else {
@@ -264,9 +258,7 @@ impl Gpu {
     /// Waits for all submitted work (native); a no-op on the web, where awaiting a map does it.
     pub fn wait_idle(&self) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(e.to_string()))?;
         Ok(())
     }
 
@@ -275,11 +267,7 @@ impl Gpu {
         Recorder::new(self.clone())
     }
 
-    pub(crate) fn pipeline(
-        &self,
-        src: &KernelSource,
-        defines: &str,
-    ) -> Result<Arc<pipeline::Pipeline>> {
+    pub(crate) fn pipeline(&self, src: &KernelSource, defines: &str) -> Result<Arc<pipeline::Pipeline>> {
         self.pipelines.get(self, src, defines)
     }
 
@@ -291,10 +279,7 @@ impl Gpu {
         uniforms: &[u8],
         encode: impl FnOnce(&wgpu::Buffer) -> wgpu::CommandBuffer,
     ) -> Result<()> {
-        let mut slot = self
-            .uniform_arena
-            .lock()
-            .map_err(|_| Error::Gpu("arena lock poisoned".into()))?;
+        let mut slot = self.uniform_arena.lock().map_err(|_| Error::Gpu("arena lock poisoned".into()))?;
         let size = (uniforms.len() as u64).max(16);
         let arena = match slot.as_ref() {
             Some(buf) if buf.size() >= size => buf.clone(),

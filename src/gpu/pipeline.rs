@@ -33,21 +33,13 @@ pub(crate) struct PipelineCache {
 }
 
 impl PipelineCache {
-    pub(crate) fn get(
-        &self,
-        gpu: &Gpu,
-        src: &KernelSource,
-        defines: &str,
-    ) -> Result<Arc<Pipeline>> {
+    pub(crate) fn get(&self, gpu: &Gpu, src: &KernelSource, defines: &str) -> Result<Arc<Pipeline>> {
         let key = (src.name, defines.to_string());
         if let Some(p) = self.map.lock().map_err(|_| poisoned())?.get(&key) {
             return Ok(p.clone());
         }
         let p = Arc::new(compile(gpu, src, defines)?);
-        self.map
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(key, p.clone());
+        self.map.lock().map_err(|_| poisoned())?.insert(key, p.clone());
         Ok(p)
     }
 }
@@ -88,10 +80,8 @@ fn compile(gpu: &Gpu, src: &KernelSource, defines: &str) -> Result<Pipeline> {
             count: None,
         })
         .collect();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(src.name),
-        entries: &entries,
-    });
+    let layout =
+        device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(src.name), entries: &entries });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(src.name),
         bind_group_layouts: &[Some(&layout)],
@@ -109,10 +99,7 @@ fn compile(gpu: &Gpu, src: &KernelSource, defines: &str) -> Result<Pipeline> {
     // uncaptured-error sink and surface through `Gpu::check` after the next submission.
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(Error::Gpu(format!(
-            "compiling shader '{}' ({defines}): {e}",
-            src.name
-        )));
+        return Err(Error::Gpu(format!("compiling shader '{}' ({defines}): {e}", src.name)));
     }
     Ok(Pipeline { pipeline, layout })
 }

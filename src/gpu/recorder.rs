@@ -18,13 +18,7 @@ pub struct Dispatch {
 
 enum Op {
     Dispatch(Dispatch),
-    Copy {
-        src: wgpu::Buffer,
-        src_offset: u64,
-        dst: wgpu::Buffer,
-        dst_offset: u64,
-        size: u64,
-    },
+    Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
 }
 
 pub struct Recorder {
@@ -37,12 +31,7 @@ pub struct Recorder {
 impl Recorder {
     pub(super) fn new(gpu: Arc<Gpu>) -> Self {
         let align = gpu.limits.min_uniform_buffer_offset_alignment.max(16) as u64;
-        Recorder {
-            gpu,
-            ops: Vec::new(),
-            uniforms: Vec::new(),
-            align,
-        }
+        Recorder { gpu, ops: Vec::new(), uniforms: Vec::new(), align }
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {
@@ -51,10 +40,7 @@ impl Recorder {
 
     /// Number of dispatches recorded so far.
     pub fn dispatches(&self) -> usize {
-        self.ops
-            .iter()
-            .filter(|o| matches!(o, Op::Dispatch(_)))
-            .count()
+        self.ops.iter().filter(|o| matches!(o, Op::Dispatch(_))).count()
     }
 
     /// Records `kernel` (specialised by `defines`) over `groups` workgroups. `params` fills the
@@ -95,10 +81,7 @@ impl Recorder {
         let uniform_offset = self.uniforms.len() as u64;
         let uniform_size = (params.len() as u64).max(16).next_multiple_of(16);
         self.uniforms.extend_from_slice(params);
-        self.uniforms.resize(
-            (uniform_offset + uniform_size).next_multiple_of(self.align) as usize,
-            0,
-        );
+        self.uniforms.resize((uniform_offset + uniform_size).next_multiple_of(self.align) as usize, 0);
         if groups.iter().any(|&g| g == 0) {
             return Ok(()); // nothing to do; keep the arena layout simple
         }
@@ -113,60 +96,34 @@ impl Recorder {
     }
 
     /// Records a buffer-to-buffer copy, ordered with the dispatches around it.
-    pub fn copy(
-        &mut self,
-        src: &wgpu::Buffer,
-        src_offset: u64,
-        dst: &wgpu::Buffer,
-        dst_offset: u64,
-        size: u64,
-    ) {
+    pub fn copy(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
         if size == 0 {
             return;
         }
-        self.ops.push(Op::Copy {
-            src: src.clone(),
-            src_offset,
-            dst: dst.clone(),
-            dst_offset,
-            size,
-        });
+        self.ops.push(Op::Copy { src: src.clone(), src_offset, dst: dst.clone(), dst_offset, size });
     }
 
     /// Encodes everything into one command buffer and submits it.
     pub fn submit(self) -> Result<()> {
-        let Recorder {
-            gpu, ops, uniforms, ..
-        } = self;
+        let Recorder { gpu, ops, uniforms, .. } = self;
         gpu.check()?;
         gpu.submit_with_uniforms(&uniforms, |arena| encode(&gpu, &ops, arena))
     }
 }
 
 fn encode(gpu: &Gpu, ops: &[Op], arena: &wgpu::Buffer) -> wgpu::CommandBuffer {
-    let mut encoder = gpu
-        .device
-        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("blockdiff batch"),
-        });
+    let mut encoder =
+        gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("blockdiff batch") });
     let mut i = 0;
     while i < ops.len() {
         match &ops[i] {
-            Op::Copy {
-                src,
-                src_offset,
-                dst,
-                dst_offset,
-                size,
-            } => {
+            Op::Copy { src, src_offset, dst, dst_offset, size } => {
                 encoder.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
                 i += 1;
             }
             Op::Dispatch(_) => {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                });
+                let mut pass =
+                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                 while let Some(Op::Dispatch(d)) = ops.get(i) {
                     let mut entries = Vec::with_capacity(d.buffers.len() + 1);
                     entries.push(wgpu::BindGroupEntry {
@@ -178,10 +135,7 @@ fn encode(gpu: &Gpu, ops: &[Op], arena: &wgpu::Buffer) -> wgpu::CommandBuffer {
                         }),
                     });
                     for (j, b) in d.buffers.iter().enumerate() {
-                        entries.push(wgpu::BindGroupEntry {
-                            binding: j as u32 + 1,
-                            resource: b.as_entire_binding(),
-                        });
+                        entries.push(wgpu::BindGroupEntry { binding: j as u32 + 1, resource: b.as_entire_binding() });
                     }
                     let group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                         label: None,

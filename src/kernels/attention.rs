@@ -8,14 +8,7 @@ use crate::gpu::{BindKind, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "attention",
     wgsl: include_str!("../../shaders/attention.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
 };
 
 /// Longest supported head dimension.
@@ -86,25 +79,12 @@ pub fn defines(head_dim: usize, qt: usize, kc: usize) -> String {
 
 /// Largest (query tile, key chunk) whose workgroup arrays fit in `limit` bytes.
 pub fn tile_sizes(head_dim: usize, limit: u32) -> Result<(usize, usize)> {
-    const CANDIDATES: [(usize, usize); 11] = [
-        (16, 32),
-        (16, 16),
-        (8, 16),
-        (16, 8),
-        (8, 8),
-        (4, 8),
-        (4, 4),
-        (2, 4),
-        (1, 4),
-        (1, 2),
-        (1, 1),
-    ];
+    const CANDIDATES: [(usize, usize); 11] =
+        [(16, 32), (16, 16), (8, 16), (16, 8), (8, 8), (4, 8), (4, 4), (2, 4), (1, 4), (1, 2), (1, 1)];
     CANDIDATES
         .iter()
         .copied()
-        .find(|&(qt, kc)| {
-            ((qt * head_dim + 2 * kc * head_dim + qt * kc + 3 * qt) * 4) as u32 <= limit
-        })
+        .find(|&(qt, kc)| ((qt * head_dim + 2 * kc * head_dim + qt * kc + 3 * qt) * 4) as u32 <= limit)
         .ok_or_else(|| Error::Limit {
             adapter: "attention".into(),
             limit: "max_compute_workgroup_storage_size",
@@ -206,23 +186,11 @@ pub fn cpu(
     if let Some(table) = rope {
         for i in 0..n_q {
             let pos = mask.position(q_base + i);
-            super::rope::cpu_row(
-                table,
-                d,
-                &mut q[i * heads * d..(i + 1) * heads * d],
-                heads,
-                pos,
-            );
+            super::rope::cpu_row(table, d, &mut q[i * heads * d..(i + 1) * heads * d], heads, pos);
         }
         for j in 0..n_kv {
             let pos = mask.position(j);
-            super::rope::cpu_row(
-                table,
-                d,
-                &mut k[j * kv_heads * d..(j + 1) * kv_heads * d],
-                kv_heads,
-                pos,
-            );
+            super::rope::cpu_row(table, d, &mut k[j * kv_heads * d..(j + 1) * kv_heads * d], kv_heads, pos);
         }
     }
     let scale = 1.0 / (d as f32).sqrt();
@@ -240,10 +208,7 @@ pub fn cpu(
                     })
                 })
                 .collect();
-            let mx = scores
-                .iter()
-                .flatten()
-                .fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let mx = scores.iter().flatten().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
             let mut denom = 0.0f64;
             let o = &mut out[(i * heads + h) * d..(i * heads + h + 1) * d];
             for (j, s) in scores.iter().enumerate() {

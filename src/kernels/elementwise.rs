@@ -6,13 +6,7 @@ use crate::gpu::{BindKind, GpuBuffer, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "elementwise",
     wgsl: include_str!("../../shaders/elementwise.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,12 +6,7 @@ use crate::gpu::{BindKind, DType, GpuBuffer, GpuMatrix, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "embed",
     wgsl: include_str!("../../shaders/embed.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
 };
 
 #[repr(C)]
@@ -66,11 +61,5 @@ impl Embed<'_> {
 
 /// CPU twin.
 pub fn cpu(table: &[f32], d: usize, ids: &[u32]) -> Vec<f32> {
-    ids.iter()
-        .flat_map(|&id| {
-            table[id as usize * d..(id as usize + 1) * d]
-                .iter()
-                .copied()
-        })
-        .collect()
+    ids.iter().flat_map(|&id| table[id as usize * d..(id as usize + 1) * d].iter().copied()).collect()
 }

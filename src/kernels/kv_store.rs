@@ -7,13 +7,7 @@ use crate::gpu::{BindKind, GpuBuffer, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "kv_store",
     wgsl: include_str!("../../shaders/kv_store.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::ReadWrite,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::ReadWrite, BindKind::ReadWrite],
 };
 
 #[repr(C)]
@@ -57,12 +51,7 @@ impl KvStore<'_> {
             &SOURCE,
             "",
             bytemuck::bytes_of(&params),
-            &[
-                self.k.buf.raw(),
-                self.v.buf.raw(),
-                self.k_cache.raw(),
-                self.v_cache.raw(),
-            ],
+            &[self.k.buf.raw(), self.v.buf.raw(), self.k_cache.raw(), self.v_cache.raw()],
             super::groups64(self.rows * self.width),
         )
     }

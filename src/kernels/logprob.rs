@@ -6,12 +6,7 @@ use crate::gpu::{BindKind, GpuBuffer, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "logprob",
     wgsl: include_str!("../../shaders/logprob.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
 };
 
 #[repr(C)]
@@ -61,16 +56,9 @@ impl CrossEntropy<'_> {
 
 /// CPU twin for one row.
 pub fn cpu_row(logits: &[f32], mask_id: u32, target: u32) -> f32 {
-    let mx = logits
-        .iter()
-        .enumerate()
-        .filter(|(v, _)| *v as u32 != mask_id)
-        .fold(f32::NEG_INFINITY, |a, (_, &b)| a.max(b));
-    let z: f64 = logits
-        .iter()
-        .enumerate()
-        .filter(|(v, _)| *v as u32 != mask_id)
-        .map(|(_, &l)| ((l - mx) as f64).exp())
-        .sum();
+    let mx =
+        logits.iter().enumerate().filter(|(v, _)| *v as u32 != mask_id).fold(f32::NEG_INFINITY, |a, (_, &b)| a.max(b));
+    let z: f64 =
+        logits.iter().enumerate().filter(|(v, _)| *v as u32 != mask_id).map(|(_, &l)| ((l - mx) as f64).exp()).sum();
     (mx as f64 + z.ln() - logits[target as usize] as f64) as f32
 }

@@ -6,14 +6,7 @@ use crate::gpu::{BindKind, DType, GpuBuffer, GpuMatrix, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "matmul",
     wgsl: include_str!("../../shaders/matmul.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

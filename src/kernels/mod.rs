@@ -22,16 +22,9 @@ pub fn all_specialisations() -> Vec<(&'static KernelSource, String)> {
     let mut v = Vec::new();
     for dtype in [crate::gpu::DType::F32, crate::gpu::DType::F16] {
         for tiled in [false, true] {
-            for act in [
-                matmul::Activation::None,
-                matmul::Activation::GeluTanh,
-                matmul::Activation::Silu,
-            ] {
+            for act in [matmul::Activation::None, matmul::Activation::GeluTanh, matmul::Activation::Silu] {
                 for epi in [0u32, 1, 2] {
-                    v.push((
-                        &matmul::SOURCE,
-                        matmul::defines(dtype, tiled, true, act, epi),
-                    ));
+                    v.push((&matmul::SOURCE, matmul::defines(dtype, tiled, true, act, epi)));
                 }
             }
         }
@@ -43,21 +36,10 @@ pub fn all_specialisations() -> Vec<(&'static KernelSource, String)> {
         }
     }
     v.push((&rope::SOURCE, String::new()));
-    for op in [
-        elementwise::Op::Gelu,
-        elementwise::Op::GatedAdd,
-        elementwise::Op::Add,
-        elementwise::Op::SiluMul,
-    ] {
+    for op in [elementwise::Op::Gelu, elementwise::Op::GatedAdd, elementwise::Op::Add, elementwise::Op::SiluMul] {
         v.push((&elementwise::SOURCE, elementwise::defines(op)));
     }
-    for (d, qt, kc) in [
-        (16, 16, 32),
-        (24, 16, 16),
-        (64, 16, 16),
-        (128, 8, 8),
-        (2, 1, 1),
-    ] {
+    for (d, qt, kc) in [(16, 16, 32), (24, 16, 16), (64, 16, 16), (128, 8, 8), (2, 1, 1)] {
         v.push((&attention::SOURCE, attention::defines(d, qt, kc)));
     }
     v.push((&kv_store::SOURCE, String::new()));

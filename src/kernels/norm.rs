@@ -7,14 +7,7 @@ use crate::gpu::{BindKind, GpuBuffer, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "norm",
     wgsl: include_str!("../../shaders/norm.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::Read,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
 };
 
 #[repr(C)]
@@ -69,9 +62,7 @@ impl Norm<'_> {
             _pad: 0,
         };
         let dummy = rec.gpu().dummy().clone();
-        let (shift, scale) = self
-            .modulation
-            .map_or((&dummy, &dummy), |(sh, sc)| (sh.raw(), sc.raw()));
+        let (shift, scale) = self.modulation.map_or((&dummy, &dummy), |(sh, sc)| (sh.raw(), sc.raw()));
         rec.dispatch(
             &SOURCE,
             &defines(self.kind == Kind::RmsNorm, self.modulation.is_some()),

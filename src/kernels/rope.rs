@@ -51,24 +51,13 @@ impl RopeTable {
     pub fn new(gpu: &Gpu, head_dim: usize, theta: f64, positions: usize) -> Result<Self> {
         let host = table(head_dim, theta, positions.max(1));
         let buf = gpu.upload_f32("rope table", &host)?;
-        Ok(RopeTable {
-            head_dim,
-            theta,
-            positions: positions.max(1),
-            buf,
-            host,
-        })
+        Ok(RopeTable { head_dim, theta, positions: positions.max(1), buf, host })
     }
 
     /// Makes sure positions `0..positions` are covered.
     pub fn ensure(&mut self, gpu: &Gpu, positions: usize) -> Result<()> {
         if positions > self.positions {
-            *self = RopeTable::new(
-                gpu,
-                self.head_dim,
-                self.theta,
-                positions.next_power_of_two(),
-            )?;
+            *self = RopeTable::new(gpu, self.head_dim, self.theta, positions.next_power_of_two())?;
         }
         Ok(())
     }

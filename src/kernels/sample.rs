@@ -113,11 +113,8 @@ fn bisect(lo: f32, hi: f32, keep: impl Fn(f32) -> bool) -> f32 {
 pub fn cpu_row(logits: &[f32], s: &SampleSettings, row: u32) -> Sample {
     let greedy = s.temperature <= 0.0;
     let inv_t = if greedy { 1.0 } else { 1.0 / s.temperature };
-    let z: Vec<Option<f32>> = logits
-        .iter()
-        .enumerate()
-        .map(|(v, &l)| (v as u32 != s.mask_id).then_some(l * inv_t))
-        .collect();
+    let z: Vec<Option<f32>> =
+        logits.iter().enumerate().map(|(v, &l)| (v as u32 != s.mask_id).then_some(l * inv_t)).collect();
     let (mut top, mut zmax, mut zmin) = (0usize, f32::NEG_INFINITY, f32::INFINITY);
     for (v, zv) in z.iter().enumerate() {
         if let Some(zv) = *zv {
@@ -137,18 +134,11 @@ pub fn cpu_row(logits: &[f32], s: &SampleSettings, row: u32) -> Sample {
     let entropy = (s0.ln() - s1 / s0).max(0.0) as f32;
     let mut tau = zmin;
     if !greedy && s.top_k > 0 && (s.top_k as usize) < logits.len() {
-        tau = bisect(zmin, zmax, |t| {
-            z.iter().flatten().filter(|&&zv| zv >= t).count() as f32 >= s.top_k as f32
-        });
+        tau = bisect(zmin, zmax, |t| z.iter().flatten().filter(|&&zv| zv >= t).count() as f32 >= s.top_k as f32);
     }
     if !greedy && s.top_p < 1.0 {
-        let mass = |t: f32| -> f64 {
-            z.iter()
-                .flatten()
-                .filter(|&&zv| zv >= t)
-                .map(|&zv| ((zv - zmax) as f64).exp())
-                .sum()
-        };
+        let mass =
+            |t: f32| -> f64 { z.iter().flatten().filter(|&&zv| zv >= t).map(|&zv| ((zv - zmax) as f64).exp()).sum() };
         let total = mass(tau);
         tau = bisect(tau, zmax, |t| mass(t) >= s.top_p as f64 * total);
     }

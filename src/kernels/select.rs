@@ -8,12 +8,7 @@ use crate::gpu::{BindKind, GpuBuffer, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "select",
     wgsl: include_str!("../../shaders/select.wgsl"),
-    bindings: &[
-        BindKind::Uniform,
-        BindKind::Read,
-        BindKind::ReadWrite,
-        BindKind::ReadWrite,
-    ],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::ReadWrite, BindKind::ReadWrite],
 };
 
 /// Longest block the selection kernel handles.
@@ -110,9 +105,7 @@ pub fn cpu(
     steps: u32,
     seed: u64,
 ) -> (u32, u32) {
-    let mut masked: Vec<usize> = (0..tokens.len())
-        .filter(|&i| tokens[i] == mask_id)
-        .collect();
+    let mut masked: Vec<usize> = (0..tokens.len()).filter(|&i| tokens[i] == mask_id).collect();
     let n = masked.len();
     if n == 0 {
         return (0, 0);

@@ -90,10 +90,7 @@ pub fn cpu_row(logits: &[f32], mask_id: u32, k: usize) -> TopK {
         .sum();
     TopK {
         tokens: idx[..k].iter().map(|&v| v as u32).collect(),
-        probs: idx[..k]
-            .iter()
-            .map(|&v| (((logits[v] - mx) as f64).exp() / z) as f32)
-            .collect(),
+        probs: idx[..k].iter().map(|&v| (((logits[v] - mx) as f64).exp() / z) as f32).collect(),
         entropy: (z.ln() - s1 / z).max(0.0) as f32,
         log_z: mx + z.ln() as f32,
     }

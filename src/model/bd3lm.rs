@@ -55,16 +55,11 @@ pub struct Bd3lmWeights {
 
 fn linear(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f32> {
     let k = x.len();
-    w.chunks(k)
-        .zip(b)
-        .map(|(row, bias)| row.iter().zip(x).map(|(a, c)| a * c).sum::<f32>() + bias)
-        .collect()
+    w.chunks(k).zip(b).map(|(row, bias)| row.iter().zip(x).map(|(a, c)| a * c).sum::<f32>() + bias).collect()
 }
 
 fn silu(v: Vec<f32>) -> Vec<f32> {
-    v.into_iter()
-        .map(crate::kernels::elementwise::silu)
-        .collect()
+    v.into_iter().map(crate::kernels::elementwise::silu).collect()
 }
 
 impl Bd3lmWeights {
@@ -72,20 +67,11 @@ impl Bd3lmWeights {
         let (d, v, cd) = (cfg.hidden_dim, cfg.vocab_size, cfg.cond_dim);
         let p = "backbone.";
         // c = silu(MLP(timestep_embedding(0))): the DiT embedding [cos(0·f), sin(0·f)] = [1.., 0..].
-        let freq = ck
-            .shape(&format!("{p}sigma_map.mlp.0.weight"))?
-            .get(1)
-            .copied()
-            .unwrap_or(0);
+        let freq = ck.shape(&format!("{p}sigma_map.mlp.0.weight"))?.get(1).copied().unwrap_or(0);
         if freq == 0 || freq % 2 != 0 {
-            return Err(Error::checkpoint(
-                ck.file(),
-                "sigma_map.mlp.0.weight must be [cond_dim, even frequency size]",
-            ));
+            return Err(Error::checkpoint(ck.file(), "sigma_map.mlp.0.weight must be [cond_dim, even frequency size]"));
         }
-        let temb: Vec<f32> = (0..freq)
-            .map(|i| if i < freq / 2 { 1.0 } else { 0.0 })
-            .collect();
+        let temb: Vec<f32> = (0..freq).map(|i| if i < freq / 2 { 1.0 } else { 0.0 }).collect();
         let w0 = ck.f32(&format!("{p}sigma_map.mlp.0.weight"), &[cd, freq])?;
         let b0 = ck.f32(&format!("{p}sigma_map.mlp.0.bias"), &[cd])?;
         let w2 = ck.f32(&format!("{p}sigma_map.mlp.2.weight"), &[cd, cd])?;
@@ -160,16 +146,10 @@ pub struct Bd3lm {
 }
 
 impl Bd3lm {
-    pub fn upload(
-        gpu: &Arc<Gpu>,
-        config: Bd3lmConfig,
-        w: &Bd3lmWeights,
-        dtype: DType,
-    ) -> Result<Self> {
+    pub fn upload(gpu: &Arc<Gpu>, config: Bd3lmConfig, w: &Bd3lmWeights, dtype: DType) -> Result<Self> {
         let (d, v) = (config.hidden_dim, config.vocab_size);
-        let mat = |name: &str, rows: usize, cols: usize, data: &[f32]| {
-            GpuMatrix::upload(gpu, name, rows, cols, data, dtype)
-        };
+        let mat =
+            |name: &str, rows: usize, cols: usize, data: &[f32]| GpuMatrix::upload(gpu, name, rows, cols, data, dtype);
         let vec = |name: &str, data: &[f32]| gpu.upload_f32(name, data);
         let layers = w
             .layers
@@ -219,8 +199,8 @@ impl Bd3lm {
                     + l.mlp0.bytes()
                     + l.mlp2.bytes()
                     + [
-                        &l.norm1, &l.norm2, &l.mlp0_b, &l.mlp2_b, &l.shift1, &l.scale1, &l.gate1,
-                        &l.shift2, &l.scale2, &l.gate2,
+                        &l.norm1, &l.norm2, &l.mlp0_b, &l.mlp2_b, &l.shift1, &l.scale1, &l.gate1, &l.shift2, &l.scale2,
+                        &l.gate2,
                     ]
                     .iter()
                     .map(|b| b.size())
@@ -267,15 +247,8 @@ impl Bd3lm {
             }
         };
 
-        crate::kernels::embed::Embed {
-            table: &self.embed,
-            ids: &ws.ids,
-            ids_offset: 0,
-            n,
-            out: &ws.x,
-            out_offset: 0,
-        }
-        .encode(rec)?;
+        crate::kernels::embed::Embed { table: &self.embed, ids: &ws.ids, ids_offset: 0, n, out: &ws.x, out_offset: 0 }
+            .encode(rec)?;
         copy_capture(rec, 0);
 
         for (li, l) in self.layers.iter().enumerate() {
@@ -297,16 +270,8 @@ impl Bd3lm {
             }
             .encode(rec)?;
             // softmax(q k^T / sqrt(d) + mask) v, RoPE applied to q and k inside the kernel
-            let qkv = |off: usize| View {
-                buf: &ws.qkv,
-                offset: off,
-                stride: 3 * d,
-            };
-            let out = View {
-                buf: &ws.attn,
-                offset: 0,
-                stride: d,
-            };
+            let qkv = |off: usize| View { buf: &ws.qkv, offset: off, stride: 3 * d };
+            let out = View { buf: &ws.attn, offset: 0, stride: d };
             let mut a = Attention {
                 q: qkv(0),
                 k: qkv(d),
@@ -325,12 +290,7 @@ impl Bd3lm {
             };
             match attn {
                 Attn::BlockCausal => {}
-                Attn::Likelihood => {
-                    a.mask = Mask::Training {
-                        block,
-                        half_n: n / 2,
-                    }
-                }
+                Attn::Likelihood => a.mask = Mask::Training { block, half_n: n / 2 },
                 Attn::Cached(cache) => {
                     let (kc, vc) = &cache.layers[li];
                     KvStore {
@@ -344,11 +304,7 @@ impl Bd3lm {
                         cap: cache.capacity,
                     }
                     .encode(rec)?;
-                    let cached = |buf| View {
-                        buf,
-                        offset: 0,
-                        stride: d,
-                    };
+                    let cached = |buf| View { buf, offset: 0, stride: d };
                     a.k = cached(kc);
                     a.v = cached(vc);
                     a.n_kv = cache.len + n;
@@ -406,14 +362,7 @@ impl Bd3lm {
             .encode(rec)?;
             copy_capture(rec, li + 1);
         }
-        self.norm(
-            rec,
-            ws,
-            n,
-            &self.final_norm,
-            &self.final_shift,
-            &self.final_scale,
-        )
+        self.norm(rec, ws, n, &self.final_norm, &self.final_shift, &self.final_scale)
     }
 
     fn norm(
@@ -444,19 +393,10 @@ impl Bd3lm {
     }
 
     /// Records `logits[..rows] = h[row0..row0 + rows] W^T + b` into `ws.logits`.
-    pub fn encode_logits(
-        &self,
-        rec: &mut Recorder,
-        ws: &Workspace,
-        row0: usize,
-        rows: usize,
-    ) -> Result<()> {
+    pub fn encode_logits(&self, rec: &mut Recorder, ws: &Workspace, row0: usize, rows: usize) -> Result<()> {
         let d = self.config.hidden_dim;
         if rows > ws.logits_rows {
-            return Err(Error::input(format!(
-                "{rows} logit rows exceed the workspace's {}",
-                ws.logits_rows
-            )));
+            return Err(Error::input(format!("{rows} logit rows exceed the workspace's {}", ws.logits_rows)));
         }
         Matmul {
             x: &ws.h,

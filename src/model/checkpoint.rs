@@ -14,10 +14,7 @@ impl<'a> Checkpoint<'a> {
     pub fn parse(file: &str, bytes: &'a [u8]) -> Result<Self> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| Error::checkpoint(file, format!("not a valid safetensors file: {e}")))?;
-        Ok(Checkpoint {
-            file: file.to_string(),
-            st,
-        })
+        Ok(Checkpoint { file: file.to_string(), st })
     }
 
     pub fn file(&self) -> &str {
@@ -40,9 +37,7 @@ impl<'a> Checkpoint<'a> {
     }
 
     fn view(&self, name: &str) -> Result<safetensors::tensor::TensorView<'_>> {
-        self.st
-            .tensor(name)
-            .map_err(|_| Error::checkpoint(&self.file, format!("missing tensor '{name}'")))
+        self.st.tensor(name).map_err(|_| Error::checkpoint(&self.file, format!("missing tensor '{name}'")))
     }
 
     /// The tensor as f32, checking its shape (an empty `shape` means a scalar).
@@ -56,27 +51,17 @@ impl<'a> Checkpoint<'a> {
             });
         }
         let data = view.data();
-        let out: Vec<f32> =
-            match view.dtype() {
-                Dtype::F32 => data
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-                Dtype::F16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                Dtype::BF16 => data
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                    .collect(),
-                other => return Err(Error::checkpoint(
+        let out: Vec<f32> = match view.dtype() {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => {
+                return Err(Error::checkpoint(
                     &self.file,
-                    format!(
-                        "tensor '{name}' has dtype {other:?}; only F32, F16 and BF16 are supported"
-                    ),
-                )),
-            };
+                    format!("tensor '{name}' has dtype {other:?}; only F32, F16 and BF16 are supported"),
+                ))
+            }
+        };
         if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
             return Err(Error::checkpoint(
                 &self.file,
@@ -91,14 +76,8 @@ impl<'a> Checkpoint<'a> {
         let view = self.view(name)?;
         let data = view.data();
         let ids: Vec<i64> = match view.dtype() {
-            Dtype::I32 => data
-                .chunks_exact(4)
-                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64)
-                .collect(),
-            Dtype::I64 => data
-                .chunks_exact(8)
-                .map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
-                .collect(),
+            Dtype::I32 => data.chunks_exact(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64).collect(),
+            Dtype::I64 => data.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect(),
             other => {
                 return Err(Error::checkpoint(
                     &self.file,
@@ -108,9 +87,8 @@ impl<'a> Checkpoint<'a> {
         };
         ids.into_iter()
             .map(|v| {
-                u32::try_from(v).map_err(|_| {
-                    Error::checkpoint(&self.file, format!("tensor '{name}' holds a negative id"))
-                })
+                u32::try_from(v)
+                    .map_err(|_| Error::checkpoint(&self.file, format!("tensor '{name}' holds a negative id")))
             })
             .collect()
     }

@@ -28,9 +28,10 @@ const MAX_CONTEXT: usize = 1 << 20;
 pub(crate) fn get_usize(v: &Value, key: &str) -> Result<usize> {
     match v.get(key) {
         None => Err(Error::config(format!("missing key '{key}'"))),
-        Some(x) => x.as_u64().map(|n| n as usize).ok_or_else(|| {
-            Error::config(format!("'{key}' must be a non-negative integer, found {x}"))
-        }),
+        Some(x) => x
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| Error::config(format!("'{key}' must be a non-negative integer, found {x}"))),
     }
 }
 
@@ -38,17 +39,13 @@ pub(crate) fn get_bool(v: &Value, key: &str, default: Option<bool>) -> Result<bo
     match (v.get(key), default) {
         (None, Some(d)) => Ok(d),
         (None, None) => Err(Error::config(format!("missing key '{key}'"))),
-        (Some(x), _) => x
-            .as_bool()
-            .ok_or_else(|| Error::config(format!("'{key}' must be true or false, found {x}"))),
+        (Some(x), _) => x.as_bool().ok_or_else(|| Error::config(format!("'{key}' must be true or false, found {x}"))),
     }
 }
 
 pub(crate) fn check_range(key: &str, value: usize, min: usize, max: usize) -> Result<()> {
     if value < min || value > max {
-        return Err(Error::config(format!(
-            "'{key}' = {value} is out of range [{min}, {max}]"
-        )));
+        return Err(Error::config(format!("'{key}' = {value} is out of range [{min}, {max}]")));
     }
     Ok(())
 }
@@ -77,12 +74,7 @@ impl Bd3lmConfig {
         check_range("cond_dim", self.cond_dim, 1, MAX_DIM)?;
         check_range("vocab_size", self.vocab_size, 2, MAX_VOCAB)?;
         check_range("model_length", self.model_length, 1, MAX_CONTEXT)?;
-        check_range(
-            "block_size",
-            self.block_size,
-            1,
-            crate::kernels::select::MAX_BLOCK,
-        )?;
+        check_range("block_size", self.block_size, 1, crate::kernels::select::MAX_BLOCK)?;
         if self.hidden_dim % self.n_heads != 0 {
             return Err(Error::config(format!(
                 "hidden_dim {} is not divisible by n_heads {}",
@@ -103,9 +95,7 @@ impl Bd3lmConfig {
             )));
         }
         if !self.adaln {
-            return Err(Error::config(
-                "adaln = false is not supported (all released BD3-LMs use adaLN)",
-            ));
+            return Err(Error::config("adaln = false is not supported (all released BD3-LMs use adaLN)"));
         }
         Ok(())
     }

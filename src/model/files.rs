@@ -13,20 +13,10 @@ pub struct ModelFiles {
 }
 
 impl ModelFiles {
-    pub fn from_bytes(
-        source: &str,
-        config: &[u8],
-        weights: Vec<u8>,
-        tokenizer: Option<Vec<u8>>,
-    ) -> Result<Self> {
-        let config = serde_json::from_slice(config)
-            .map_err(|e| Error::config(format!("not valid JSON ({source}): {e}")))?;
-        Ok(ModelFiles {
-            source: source.to_string(),
-            config,
-            weights,
-            tokenizer,
-        })
+    pub fn from_bytes(source: &str, config: &[u8], weights: Vec<u8>, tokenizer: Option<Vec<u8>>) -> Result<Self> {
+        let config =
+            serde_json::from_slice(config).map_err(|e| Error::config(format!("not valid JSON ({source}): {e}")))?;
+        Ok(ModelFiles { source: source.to_string(), config, weights, tokenizer })
     }
 
     /// Reads `config.json`, `model.safetensors` and (if present) `tokenizer.json` from `dir`.
@@ -35,18 +25,11 @@ impl ModelFiles {
         let dir = dir.as_ref();
         let read = |name: &str| {
             let p = dir.join(name);
-            std::fs::read(&p).map_err(|e| Error::File {
-                path: p.display().to_string(),
-                message: e.to_string(),
-            })
+            std::fs::read(&p).map_err(|e| Error::File { path: p.display().to_string(), message: e.to_string() })
         };
         let config = read("config.json")?;
         let weights = read("model.safetensors")?;
-        let tokenizer = dir
-            .join("tokenizer.json")
-            .exists()
-            .then(|| read("tokenizer.json"))
-            .transpose()?;
+        let tokenizer = dir.join("tokenizer.json").exists().then(|| read("tokenizer.json")).transpose()?;
         Self::from_bytes(&dir.display().to_string(), &config, weights, tokenizer)
     }
 

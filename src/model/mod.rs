@@ -74,12 +74,7 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(
-        gpu: &Gpu,
-        widths: (usize, usize, usize),
-        rows: usize,
-        vocab: usize,
-    ) -> Result<Self> {
+    pub fn new(gpu: &Gpu, widths: (usize, usize, usize), rows: usize, vocab: usize) -> Result<Self> {
         let (d, qkv, ff) = widths;
         let f = |name: &str, w: usize| gpu.storage(name, (rows * w * 4) as u64);
         // Logit rows: as many as fit one binding (and 64 MiB, to stay friendly to browsers).
@@ -101,10 +96,7 @@ impl Workspace {
 
     pub fn check_rows(&self, n: usize) -> Result<()> {
         if n == 0 || n > self.rows {
-            return Err(Error::input(format!(
-                "a forward of {n} tokens does not fit a workspace of {}",
-                self.rows
-            )));
+            return Err(Error::input(format!("a forward of {n} tokens does not fit a workspace of {}", self.rows)));
         }
         Ok(())
     }
@@ -133,7 +125,9 @@ impl Model {
             Architecture::Bd3lm => {
                 let cfg = Bd3lmConfig::from_json(&files.config)?;
                 if cfg.time_conditioning {
-                    return Err(Error::config("time_conditioning = true is not supported yet (released BD3-LMs use false)"));
+                    return Err(Error::config(
+                        "time_conditioning = true is not supported yet (released BD3-LMs use false)",
+                    ));
                 }
                 let ck = files.checkpoint()?;
                 let w = bd3lm::Bd3lmWeights::from_checkpoint(&cfg, &ck)?;
@@ -175,13 +169,7 @@ impl Model {
         match self {
             Model::Bd3lm(m) => {
                 let c = &m.config;
-                KvCache::new(
-                    m.gpu(),
-                    c.n_layers,
-                    c.hidden_dim,
-                    c.model_length,
-                    Some((c.model_length, c.block_size)),
-                )
+                KvCache::new(m.gpu(), c.n_layers, c.hidden_dim, c.model_length, Some((c.model_length, c.block_size)))
             }
         }
     }
@@ -206,13 +194,7 @@ impl Model {
         }
     }
 
-    pub fn encode_logits(
-        &self,
-        rec: &mut Recorder,
-        ws: &Workspace,
-        row0: usize,
-        rows: usize,
-    ) -> Result<()> {
+    pub fn encode_logits(&self, rec: &mut Recorder, ws: &Workspace, row0: usize, rows: usize) -> Result<()> {
         match self {
             Model::Bd3lm(m) => m.encode_logits(rec, ws, row0, rows),
         }
@@ -232,10 +214,7 @@ impl Model {
         let gpu = self.gpu();
         let info = self.info();
         if let Some(&bad) = ids.iter().find(|&&t| t as usize >= info.vocab_size) {
-            return Err(Error::input(format!(
-                "token id {bad} is outside the vocabulary of {}",
-                info.vocab_size
-            )));
+            return Err(Error::input(format!("token id {bad} is outside the vocabulary of {}", info.vocab_size)));
         }
         ws.check_rows(ids.len())?;
         gpu.write(&ws.ids, 0, bytemuck::cast_slice(ids));
@@ -271,21 +250,14 @@ impl Model {
 
 /// The architecture named by `config.json` (`model_type`, else `architectures`).
 pub fn detect(config: &serde_json::Value) -> Result<Architecture> {
-    let model_type = config
-        .get("model_type")
-        .and_then(|v| v.as_str())
-        .unwrap_or("");
+    let model_type = config.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
     let archs: Vec<&str> = config
         .get("architectures")
         .and_then(|v| v.as_array())
         .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
         .unwrap_or_default();
-    if model_type.eq_ignore_ascii_case("bd3lm")
-        || archs.iter().any(|a| a.eq_ignore_ascii_case("bd3lm"))
-    {
+    if model_type.eq_ignore_ascii_case("bd3lm") || archs.iter().any(|a| a.eq_ignore_ascii_case("bd3lm")) {
         return Ok(Architecture::Bd3lm);
     }
-    Err(Error::config(format!(
-        "unsupported model_type '{model_type}' (architectures {archs:?}); supported: bd3lm"
-    )))
+    Err(Error::config(format!("unsupported model_type '{model_type}' (architectures {archs:?}); supported: bd3lm")))
 }

@@ -49,57 +49,24 @@ impl Bd3lmReference {
     }
 
     pub fn new_cache(&self) -> CpuCache {
-        CpuCache {
-            k: vec![Vec::new(); self.cfg.n_layers],
-            v: vec![Vec::new(); self.cfg.n_layers],
-            len: 0,
-        }
+        CpuCache { k: vec![Vec::new(); self.cfg.n_layers], v: vec![Vec::new(); self.cfg.n_layers], len: 0 }
     }
 
     fn ln(&self, x: &[f32], w: &[f32], shift: &[f32], scale: &[f32]) -> Vec<f32> {
-        norm::cpu(
-            Kind::LayerNorm,
-            x,
-            self.cfg.hidden_dim,
-            w,
-            Some((shift, scale)),
-            1e-5,
-        )
+        norm::cpu(Kind::LayerNorm, x, self.cfg.hidden_dim, w, Some((shift, scale)), 1e-5)
     }
 
     pub fn forward(&self, ids: &[u32], mut attn: CpuAttn) -> CpuForward {
         let c = &self.cfg;
-        let (d, heads, hd, block, n) = (
-            c.hidden_dim,
-            c.n_heads,
-            c.head_dim(),
-            c.block_size,
-            ids.len(),
-        );
+        let (d, heads, hd, block, n) = (c.hidden_dim, c.n_heads, c.head_dim(), c.block_size, ids.len());
         let mut x = crate::kernels::embed::cpu(&self.w.embed, d, ids);
         let mut hidden = vec![x.clone()];
         for (li, l) in self.w.layers.iter().enumerate() {
             let h = self.ln(&x, &l.norm1, &l.ada[0], &l.ada[1]);
             let mut qkv = vec![0.0; n * 3 * d];
-            matmul::cpu(
-                &h,
-                d,
-                n,
-                &l.qkv,
-                3 * d,
-                d,
-                None,
-                Activation::None,
-                0,
-                None,
-                &mut qkv,
-                3 * d,
-            );
-            let part = |j: usize| -> Vec<f32> {
-                qkv.chunks(3 * d)
-                    .flat_map(|r| r[j * d..(j + 1) * d].to_vec())
-                    .collect()
-            };
+            matmul::cpu(&h, d, n, &l.qkv, 3 * d, d, None, Activation::None, 0, None, &mut qkv, 3 * d);
+            let part =
+                |j: usize| -> Vec<f32> { qkv.chunks(3 * d).flat_map(|r| r[j * d..(j + 1) * d].to_vec()).collect() };
             let (q, k, v) = (part(0), part(1), part(2));
             let a = match &mut attn {
                 CpuAttn::BlockCausal => attention::cpu(
@@ -125,10 +92,7 @@ impl Bd3lmReference {
                     heads,
                     hd,
                     0,
-                    Mask::Training {
-                        block,
-                        half_n: n / 2,
-                    },
+                    Mask::Training { block, half_n: n / 2 },
                     Some(&self.table),
                 ),
                 CpuAttn::Cached { cache, commit } => {
@@ -154,36 +118,10 @@ impl Bd3lmReference {
                     )
                 }
             };
-            matmul::cpu(
-                &a,
-                d,
-                n,
-                &l.out,
-                d,
-                d,
-                None,
-                Activation::None,
-                1,
-                Some(&l.ada[2]),
-                &mut x,
-                d,
-            );
+            matmul::cpu(&a, d, n, &l.out, d, d, None, Activation::None, 1, Some(&l.ada[2]), &mut x, d);
             let h = self.ln(&x, &l.norm2, &l.ada[3], &l.ada[4]);
             let mut ff = vec![0.0; n * 4 * d];
-            matmul::cpu(
-                &h,
-                d,
-                n,
-                &l.mlp0_w,
-                4 * d,
-                d,
-                Some(&l.mlp0_b),
-                Activation::GeluTanh,
-                0,
-                None,
-                &mut ff,
-                4 * d,
-            );
+            matmul::cpu(&h, d, n, &l.mlp0_w, 4 * d, d, Some(&l.mlp0_b), Activation::GeluTanh, 0, None, &mut ff, 4 * d);
             matmul::cpu(
                 &ff,
                 4 * d,
@@ -200,11 +138,7 @@ impl Bd3lmReference {
             );
             hidden.push(x.clone());
         }
-        if let CpuAttn::Cached {
-            cache,
-            commit: true,
-        } = attn
-        {
+        if let CpuAttn::Cached { cache, commit: true } = attn {
             cache.len += n;
             // Slide the window exactly like the GPU cache: drop whole blocks from the front.
             while cache.len >= c.model_length {
@@ -214,12 +148,7 @@ impl Bd3lmReference {
                 cache.len -= block;
             }
         }
-        let h = self.ln(
-            &x,
-            &self.w.final_norm,
-            &self.w.final_shift,
-            &self.w.final_scale,
-        );
+        let h = self.ln(&x, &self.w.final_norm, &self.w.final_shift, &self.w.final_scale);
         CpuForward { hidden, h }
     }
 
@@ -228,20 +157,7 @@ impl Bd3lmReference {
         let (d, v) = (self.cfg.hidden_dim, self.cfg.vocab_size);
         let rows = h.len() / d;
         let mut out = vec![0.0; rows * v];
-        matmul::cpu(
-            h,
-            d,
-            rows,
-            &self.w.head_w,
-            v,
-            d,
-            Some(&self.w.head_b),
-            Activation::None,
-            0,
-            None,
-            &mut out,
-            v,
-        );
+        matmul::cpu(h, d, rows, &self.w.head_w, v, d, Some(&self.w.head_b), Activation::None, 0, None, &mut out, v);
         out
     }
 }
