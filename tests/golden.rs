@@ -48,3 +48,20 @@ fn bd3lm_golden_gpu_f32_and_cpu() {
 fn bd3lm_golden_gpu_f16() {
     run("bd3lm-tiny-random", DType::F16, false);
 }
+
+#[test]
+fn bd3lm_golden_with_tensors_split_across_bindings() {
+    // A 1 MiB binding cap splits the 12.9 MB embedding and output layer into 13 chunks each.
+    let opts =
+        blockdiff::gpu::GpuOptions { storage_binding_cap: Some(1 << 20), min_storage_binding: 0, ..Default::default() };
+    let Ok(gpu) = blockdiff::gpu::Gpu::new_blocking(opts) else {
+        assert!(std::env::var_os("CI").is_none(), "no adapter in CI");
+        return;
+    };
+    let Some(dir) = golden_dir("bd3lm-tiny-random") else { return };
+    let files = ModelFiles::from_dir(&dir).unwrap();
+    let golden = std::fs::read(dir.join("golden.safetensors")).unwrap();
+    let report = pollster::block_on(blockdiff::verify::verify(&gpu, &files, &golden, DType::F32, false)).unwrap();
+    assert!(report.checks.len() >= 17);
+    assert_eq!(report.failed(), 0, "{:#?}", report.checks);
+}

@@ -82,7 +82,7 @@ impl Recorder {
         let uniform_size = (params.len() as u64).max(16).next_multiple_of(16);
         self.uniforms.extend_from_slice(params);
         self.uniforms.resize((uniform_offset + uniform_size).next_multiple_of(self.align) as usize, 0);
-        if groups.iter().any(|&g| g == 0) {
+        if groups.contains(&0) {
             return Ok(()); // nothing to do; keep the arena layout simple
         }
         self.ops.push(Op::Dispatch(Dispatch {

@@ -115,7 +115,7 @@ pub struct Attention<'a> {
 
 impl Attention<'_> {
     pub fn encode(&self, rec: &mut Recorder) -> Result<()> {
-        if self.head_dim > MAX_HEAD_DIM || self.heads % self.kv_heads != 0 {
+        if self.head_dim > MAX_HEAD_DIM || !self.heads.is_multiple_of(self.kv_heads) {
             return Err(Error::config(format!(
                 "attention with head_dim {} and {}:{} heads is not supported",
                 self.head_dim, self.heads, self.kv_heads

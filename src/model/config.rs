@@ -75,20 +75,20 @@ impl Bd3lmConfig {
         check_range("vocab_size", self.vocab_size, 2, MAX_VOCAB)?;
         check_range("model_length", self.model_length, 1, MAX_CONTEXT)?;
         check_range("block_size", self.block_size, 1, crate::kernels::select::MAX_BLOCK)?;
-        if self.hidden_dim % self.n_heads != 0 {
+        if !self.hidden_dim.is_multiple_of(self.n_heads) {
             return Err(Error::config(format!(
                 "hidden_dim {} is not divisible by n_heads {}",
                 self.hidden_dim, self.n_heads
             )));
         }
         let hd = self.head_dim();
-        if hd % 2 != 0 || hd > crate::kernels::attention::MAX_HEAD_DIM {
+        if !hd.is_multiple_of(2) || hd > crate::kernels::attention::MAX_HEAD_DIM {
             return Err(Error::config(format!(
                 "head dimension {hd} must be even and at most {}",
                 crate::kernels::attention::MAX_HEAD_DIM
             )));
         }
-        if self.model_length % self.block_size != 0 || self.model_length < 2 * self.block_size {
+        if !self.model_length.is_multiple_of(self.block_size) || self.model_length < 2 * self.block_size {
             return Err(Error::config(format!(
                 "model_length {} must be a multiple of block_size {} and hold at least two blocks",
                 self.model_length, self.block_size
