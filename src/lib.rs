@@ -15,6 +15,8 @@ pub mod sample;
 pub mod session;
 pub mod tokenizer;
 pub mod verify;
+#[cfg(feature = "web")]
+pub mod web;
 
 pub use error::{Error, Result};
 pub use sample::{Event, GenerateOptions, Generation, StopReason, Strategy};

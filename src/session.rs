@@ -15,6 +15,8 @@ pub struct Session {
     pub tokenizer: Tokenizer,
     cache: KvCache,
     block: BlockBuffers,
+    /// Buffers for recompute-mode generation (the no-cache baseline), made on first use.
+    recompute: Option<BlockBuffers>,
     /// Lazily allocated scratch for score/probe (2 × context rows).
     wide: Option<WideBuffers>,
 }
@@ -88,7 +90,7 @@ impl Session {
         }
         let cache = model.new_cache()?;
         let block = BlockBuffers::new(&model)?;
-        Ok(Session { model, tokenizer, cache, block, wide: None })
+        Ok(Session { model, tokenizer, cache, block, recompute: None, wide: None })
     }
 
     /// Native convenience: load a directory with default options.
@@ -126,7 +128,15 @@ impl Session {
         on_event: &mut dyn FnMut(Event) -> bool,
     ) -> Result<Generation> {
         let ids = self.prompt_ids(prompt)?;
-        sample::generate(&self.model, &self.tokenizer, &mut self.cache, &self.block, &ids, options, on_event).await
+        let buffers = if options.kv_cache {
+            &self.block
+        } else {
+            if self.recompute.is_none() {
+                self.recompute = Some(BlockBuffers::with_rows(&self.model, self.model.info().context)?);
+            }
+            self.recompute.as_ref().ok_or_else(|| Error::Gpu("recompute buffers missing".into()))?
+        };
+        sample::generate(&self.model, &self.tokenizer, &mut self.cache, buffers, &ids, options, on_event).await
     }
 
     fn wide(&mut self) -> Result<&WideBuffers> {

@@ -74,10 +74,16 @@ pub struct BlockBuffers {
 }
 
 impl BlockBuffers {
+    /// Buffers for cached generation (one block per forward).
     pub fn new(model: &Model) -> Result<Self> {
+        Self::with_rows(model, model.info().block_size)
+    }
+
+    /// Buffers whose workspace holds `rows` tokens (recompute mode needs the whole context).
+    pub fn with_rows(model: &Model, rows: usize) -> Result<Self> {
         let gpu = model.gpu();
         let block = model.info().block_size;
-        let ws = model.workspace(block)?;
+        let ws = model.workspace(rows)?;
         if ws.logits_rows < block {
             return Err(Error::Limit {
                 adapter: gpu.adapter.name.clone(),
@@ -150,17 +156,38 @@ struct Loop<'a> {
     mask_id: u32,
     vocab: usize,
     stats: Stats,
+    /// Recompute mode: the committed tokens the cache would hold, re-run at every step.
+    prefix: Option<Vec<u32>>,
+    context: usize,
 }
 
 impl Loop<'_> {
+    /// Where the block sits in `ws.ids` (after the prefix in recompute mode).
+    fn offset(&self) -> usize {
+        self.prefix.as_ref().map_or(0, |p| p.len())
+    }
+
+    /// Writes the block (after the prefix, in recompute mode) into `ws.ids`.
+    fn write_block(&self, block: &[u32]) {
+        let ids = match &self.prefix {
+            Some(p) => [p.as_slice(), block].concat(),
+            None => block.to_vec(),
+        };
+        self.gpu.write(&self.buf.ws.ids, 0, bytemuck::cast_slice(&ids));
+    }
+
     fn settings(&self, block_index: usize, step: u32) -> SampleSettings {
         sample_settings(self.opts, self.mask_id, block_index, step, self.cache.committed_total)
     }
 
     fn encode_step(&self, rec: &mut crate::gpu::Recorder, block_index: usize, step: u32) -> Result<()> {
         let l = self.buf.block;
-        self.model.encode_forward(rec, &self.buf.ws, l, Attn::Cached(self.cache), None)?;
-        self.model.encode_logits(rec, &self.buf.ws, 0, l)?;
+        let off = self.offset();
+        match &self.prefix {
+            None => self.model.encode_forward(rec, &self.buf.ws, l, Attn::Cached(self.cache), None)?,
+            Some(_) => self.model.encode_forward(rec, &self.buf.ws, off + l, Attn::BlockCausal, None)?,
+        }
+        self.model.encode_logits(rec, &self.buf.ws, off, l)?;
         SampleRows {
             logits: &self.buf.ws.logits,
             rows: l,
@@ -174,7 +201,7 @@ impl Loop<'_> {
             rule: self.rule,
             samples: &self.buf.samples,
             tokens: &self.buf.ws.ids,
-            tok_offset: 0,
+            tok_offset: off,
             len: l,
             mask_id: self.mask_id,
             step,
@@ -187,7 +214,7 @@ impl Loop<'_> {
 
     fn encode_readback(&self, rec: &mut crate::gpu::Recorder) {
         let l = (self.buf.block * 4) as u64;
-        rec.copy(self.buf.ws.ids.raw(), 0, &self.buf.staging, 0, l);
+        rec.copy(self.buf.ws.ids.raw(), (self.offset() * 4) as u64, &self.buf.staging, 0, l);
         rec.copy(self.buf.state.raw(), 0, &self.buf.staging, l, 8);
     }
 
@@ -198,11 +225,26 @@ impl Loop<'_> {
         Ok((words[..l].to_vec(), words[l]))
     }
 
-    /// Stores the block in `ws.ids` in the cache.
+    /// Stores the block in `ws.ids` in the cache (recompute mode keeps it on the host instead).
     fn commit(&mut self, rec: &mut crate::gpu::Recorder) -> Result<()> {
-        self.model.encode_forward(rec, &self.buf.ws, self.buf.block, Attn::Cached(self.cache), None)?;
-        self.stats.commit_forwards += 1;
+        if self.prefix.is_none() {
+            self.model.encode_forward(rec, &self.buf.ws, self.buf.block, Attn::Cached(self.cache), None)?;
+            self.stats.commit_forwards += 1;
+        }
         Ok(())
+    }
+
+    /// Book-keeping after a block is stored: the cache's length, or the recompute prefix with
+    /// the same sliding window as the cache.
+    fn committed(&mut self, tokens: &[u32]) {
+        let l = self.buf.block;
+        self.cache.commit(l);
+        if let Some(p) = &mut self.prefix {
+            p.extend_from_slice(tokens);
+            while p.len() + l > self.context {
+                p.drain(..l);
+            }
+        }
     }
 
     /// Denoises the block already written to `ws.ids` until no mask is left, commits it, and
@@ -239,7 +281,7 @@ impl Loop<'_> {
                     "block {block_index} kept {left} masked positions after {steps} steps"
                 )));
             }
-            self.cache.commit(l);
+            self.committed(&tokens);
             return Ok(Some(tokens));
         }
         // Step by step: read the block back after each step (streaming, or a data-dependent count).
@@ -270,7 +312,7 @@ impl Loop<'_> {
         self.encode_readback(&mut rec);
         rec.submit()?;
         let (tokens, _) = self.read_block().await?;
-        self.cache.commit(l);
+        self.committed(&tokens);
         Ok(Some(tokens))
     }
 }
@@ -311,16 +353,22 @@ pub async fn generate(
         mask_id: info.mask_id,
         vocab: info.vocab_size,
         stats: Stats { prompt_tokens: prompt_ids.len(), ..Default::default() },
+        prefix: (!opts.kv_cache).then(Vec::new),
+        context: info.context,
     };
+    if lp.prefix.is_some() && buf.ws.rows < info.context {
+        return Err(Error::input("recompute mode needs buffers for the whole context (BlockBuffers::with_rows)"));
+    }
 
     // Whole prompt blocks go straight into the cache, one forward each.
     let whole = prompt_ids.len() / l;
     for b in 0..whole {
-        gpu.write(&buf.ws.ids, 0, bytemuck::cast_slice(&prompt_ids[b * l..(b + 1) * l]));
+        let ids = &prompt_ids[b * l..(b + 1) * l];
+        lp.write_block(ids);
         let mut rec = gpu.recorder();
         lp.commit(&mut rec)?;
         rec.submit()?;
-        lp.cache.commit(l);
+        lp.committed(ids);
     }
     let mut block: Vec<u32> = prompt_ids[whole * l..].to_vec();
     let fixed_in_first = block.len();
@@ -331,7 +379,7 @@ pub async fn generate(
     let stop;
     let mut block_index = 0;
     'outer: loop {
-        gpu.write(&buf.ws.ids, 0, bytemuck::cast_slice(&block));
+        lp.write_block(&block);
         let masked = block.iter().filter(|&&t| t == info.mask_id).count();
         let Some(tokens) = lp.run_block(block_index, masked, on_event).await? else {
             stop = StopReason::Cancelled;

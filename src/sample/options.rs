@@ -57,6 +57,9 @@ pub struct GenerateOptions {
     pub entropy_guard: bool,
     /// Emit an event after every denoising step (costs a read-back per step).
     pub stream_steps: bool,
+    /// Use the KV cache (the default). `false` recomputes the whole prefix at every step with
+    /// block-causal attention — the baseline the cache is measured against.
+    pub kv_cache: bool,
 }
 
 impl Default for GenerateOptions {
@@ -76,6 +79,7 @@ impl Default for GenerateOptions {
             stop_at_eos: true,
             entropy_guard: true,
             stream_steps: false,
+            kv_cache: true,
         }
     }
 }
