@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod files;
 pub mod reference;
+pub mod synthetic;
 
 pub use bd3lm::Bd3lm;
 pub use checkpoint::Checkpoint;
