@@ -224,7 +224,8 @@ fn main() {
         let mut entry = json!({"model": name});
         for &dtype in &dtypes {
             let t = Instant::now();
-            let mut session = Session::load(&gpu, &files, &LoadOptions { dtype: Some(dtype) }).expect("load");
+            let mut session =
+                Session::load(&gpu, &files, &LoadOptions { dtype: Some(dtype), ..Default::default() }).expect("load");
             let load_s = t.elapsed().as_secs_f64();
             let info = session.info();
             let (wb, kb) = session.memory();

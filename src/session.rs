@@ -85,7 +85,7 @@ impl Session {
                 info.vocab_size
             )));
         }
-        if tokenizer.bos.is_none() {
+        if info.add_bos && tokenizer.bos.is_none() {
             return Err(Error::Tokenizer("the tokenizer has no <|endoftext|> token to use as BOS".into()));
         }
         let cache = model.new_cache()?;
@@ -112,10 +112,16 @@ impl Session {
         (self.model.weight_bytes(), self.cache.bytes())
     }
 
-    /// BOS followed by the prompt's tokens.
+    /// The prompt's tokens, after BOS for models trained with one (BD3-LM).
     pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>> {
-        let mut ids = vec![self.tokenizer.bos.unwrap_or(0)];
+        let mut ids = Vec::new();
+        if self.info().add_bos {
+            ids.push(self.tokenizer.bos.unwrap_or(0));
+        }
         ids.extend(self.tokenizer.encode(prompt)?);
+        if ids.is_empty() {
+            return Err(Error::input("the prompt is empty (this model has no BOS token to start from)"));
+        }
         Ok(ids)
     }
 

@@ -5,8 +5,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu};
 use crate::kernels::logprob;
-use crate::model::reference::{Bd3lmReference, CpuAttn};
-use crate::model::{bd3lm::Bd3lmWeights, Attn, Bd3lmConfig, Checkpoint, LoadOptions, Model, ModelFiles};
+use crate::model::reference::{Bd3lmReference, CpuAttn, CpuCache, CpuForward, SdarReference};
+use crate::model::{bd3lm::Bd3lmWeights, sdar::SdarWeights, Architecture, Attn, Bd3lmConfig, Checkpoint};
+use crate::model::{LoadOptions, Model, ModelFiles, SdarConfig};
 use std::sync::Arc;
 
 /// One comparison.
@@ -84,6 +85,48 @@ pub fn likelihood_nll(logits: &[f32], vocab: usize, xt: &[u32], x0: &[u32], mask
     (total / (n - 1) as f64) as f32
 }
 
+/// The CPU reference of either architecture.
+enum Reference {
+    Bd3lm(Box<Bd3lmReference>),
+    Sdar(Box<SdarReference>),
+}
+
+impl Reference {
+    fn load(files: &ModelFiles, arch: Architecture, context: usize) -> Result<Self> {
+        let ck = files.checkpoint()?;
+        Ok(match arch {
+            Architecture::Bd3lm => {
+                let cfg = Bd3lmConfig::from_json(&files.config)?;
+                let w = Bd3lmWeights::from_checkpoint(&cfg, &ck)?;
+                Reference::Bd3lm(Box::new(Bd3lmReference::new(cfg, w)))
+            }
+            Architecture::Sdar => {
+                let cfg = SdarConfig::from_json(&files.config)?;
+                let w = SdarWeights::from_checkpoint(&cfg, &ck)?;
+                Reference::Sdar(Box::new(SdarReference::new(cfg, w, context)))
+            }
+        })
+    }
+    fn forward(&self, ids: &[u32], attn: CpuAttn) -> CpuForward {
+        match self {
+            Reference::Bd3lm(r) => r.forward(ids, attn),
+            Reference::Sdar(r) => r.forward(ids, attn),
+        }
+    }
+    fn logits(&self, h: &[f32]) -> Vec<f32> {
+        match self {
+            Reference::Bd3lm(r) => r.logits(h),
+            Reference::Sdar(r) => r.logits(h),
+        }
+    }
+    fn new_cache(&self) -> CpuCache {
+        match self {
+            Reference::Bd3lm(r) => r.new_cache(),
+            Reference::Sdar(r) => r.new_cache(),
+        }
+    }
+}
+
 /// Runs every golden entry found in `golden_bytes` on the GPU at `dtype` and, if `cpu`, on the CPU
 /// reference.
 pub async fn verify(
@@ -94,15 +137,9 @@ pub async fn verify(
     cpu: bool,
 ) -> Result<Report> {
     let golden = Golden { ck: Checkpoint::parse("golden.safetensors", golden_bytes)? };
-    let model = Model::load(gpu, files, &LoadOptions { dtype: Some(dtype) })?;
+    let model = Model::load(gpu, files, &LoadOptions { dtype: Some(dtype), context: None })?;
     let info = model.info();
-    let cfg = Bd3lmConfig::from_json(&files.config)?;
-    let reference = cpu
-        .then(|| -> Result<Bd3lmReference> {
-            let w = Bd3lmWeights::from_checkpoint(&cfg, &files.checkpoint()?)?;
-            Ok(Bd3lmReference::new(cfg.clone(), w))
-        })
-        .transpose()?;
+    let reference = cpu.then(|| Reference::load(files, info.architecture, info.context)).transpose()?;
     let (v, block, mask) = (info.vocab_size, info.block_size, info.mask_id);
     let gpu_path = format!("gpu-{dtype}");
     let mut report = Report::default();
@@ -139,18 +176,30 @@ pub async fn verify(
         }
     }
 
-    // Block by block through the KV cache (past the window when the entry is long enough).
+    // Through the KV cache: either every block in turn (`kv.{noisy,commit}_logits.{b}`, past the
+    // window when long enough) or a prefill of all blocks but the last in one pass followed by
+    // the last block noisy, then committed (`kv.{noisy,commit}_logits`).
     if golden.has("kv.clean_ids") {
         let clean = golden.ck.ids("kv.clean_ids")?;
         let noisy = golden.ck.ids("kv.noisy_ids")?;
         let blocks = clean.len() / block;
-        let ws = model.workspace(block)?;
+        let per_block = golden.has("kv.noisy_logits.0");
+        let ws = model.workspace(clean.len().max(block))?;
         let mut cache = model.new_cache()?;
         let mut cpu_cache = reference.as_ref().map(|r| r.new_cache());
-        for b in 0..blocks {
+        let first = if per_block { 0 } else { blocks.saturating_sub(1) };
+        if first > 0 {
+            let prefix = &clean[..first * block];
+            model.forward_logits(&ws, prefix, Attn::Cached(&cache), 0..0, false).await?;
+            cache.commit(prefix.len());
+            if let (Some(r), Some(cc)) = (&reference, cpu_cache.as_mut()) {
+                r.forward(prefix, CpuAttn::Cached { cache: cc, commit: true });
+            }
+        }
+        for b in first..blocks {
             let (noisy_b, clean_b) = (&noisy[b * block..(b + 1) * block], &clean[b * block..(b + 1) * block]);
             for (kind, ids, commit) in [("noisy", noisy_b, false), ("commit", clean_b, true)] {
-                let name = format!("kv.{kind}_logits.{b}");
+                let name = if per_block { format!("kv.{kind}_logits.{b}") } else { format!("kv.{kind}_logits") };
                 let (logits, _) = model.forward_logits(&ws, ids, Attn::Cached(&cache), 0..block, false).await?;
                 if commit {
                     cache.commit(block);
@@ -187,7 +236,7 @@ pub async fn verify(
         push("train.nll".into(), &gpu_path, &[nll], &want_nll);
         if let Some(r) = &reference {
             let out = r.forward(&ids, CpuAttn::Likelihood);
-            let l = r.logits(&out.h[..n * cfg.hidden_dim]);
+            let l = r.logits(&out.h[..n * info.hidden]);
             push("train.logits".into(), "cpu", &l, &want);
             push("train.nll".into(), "cpu", &[likelihood_nll(&l, v, &xt, &x0, mask, t)], &want_nll);
         }

@@ -26,7 +26,7 @@ fn tiny_files() -> Option<ModelFiles> {
 
 fn session(dtype: DType) -> Option<Session> {
     let gpu = common::gpu()?;
-    Some(Session::load(&gpu, &tiny_files()?, &LoadOptions { dtype: Some(dtype) }).unwrap())
+    Some(Session::load(&gpu, &tiny_files()?, &LoadOptions { dtype: Some(dtype), ..Default::default() }).unwrap())
 }
 
 fn gen(s: &mut Session, prompt: &str, o: &GenerateOptions) -> blockdiff::Generation {
@@ -120,7 +120,7 @@ fn stop_strings_cancel_and_eos() {
     let gpu = common::gpu().unwrap();
     let mut files = tiny_files().unwrap();
     files.weights = boost_token(&files.weights, "backbone.output_layer.linear.bias", 50256, 1000.0);
-    let mut eos = Session::load(&gpu, &files, &LoadOptions { dtype: Some(DType::F32) }).unwrap();
+    let mut eos = Session::load(&gpu, &files, &LoadOptions { dtype: Some(DType::F32), ..Default::default() }).unwrap();
     let mut o5 = o.clone();
     o5.stop_at_eos = true;
     let g = gen(&mut eos, "Hello", &o5);

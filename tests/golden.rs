@@ -65,3 +65,13 @@ fn bd3lm_golden_with_tensors_split_across_bindings() {
     assert!(report.checks.len() >= 17);
     assert_eq!(report.failed(), 0, "{:#?}", report.checks);
 }
+
+#[test]
+fn sdar_golden_gpu_f32_and_cpu() {
+    run("sdar-tiny-random", DType::F32, true);
+}
+
+#[test]
+fn sdar_golden_gpu_f16() {
+    run("sdar-tiny-random", DType::F16, false);
+}

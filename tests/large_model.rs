@@ -12,7 +12,7 @@ fn bd3lm_small_shape_runs_a_cached_block_step() {
     let (config, weights) = common::random_bd3lm(12, 768, 12, 50258, 1024, 16);
     let files =
         ModelFiles::from_bytes("bd3lm-small-random", &serde_json::to_vec(&config).unwrap(), weights, None).unwrap();
-    let model = Model::load(&gpu, &files, &LoadOptions { dtype: Some(DType::F32) }).unwrap();
+    let model = Model::load(&gpu, &files, &LoadOptions { dtype: Some(DType::F32), ..Default::default() }).unwrap();
     drop(files);
     let Model::Bd3lm(m) = &model;
     let binding = gpu.max_storage_binding();

@@ -312,7 +312,7 @@ fn verify(dir: PathBuf, dtype: DType, cpu: bool) -> blockdiff::Result<ExitCode> 
 
 fn load_session(args: &ModelArgs) -> blockdiff::Result<Session> {
     let gpu = open_gpu()?;
-    let options = LoadOptions { dtype: args.precision.map(Into::into) };
+    let options = LoadOptions { dtype: args.precision.map(Into::into), ..Default::default() };
     Session::load_dir(&gpu, &args.model, &options)
 }
 

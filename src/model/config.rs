@@ -109,3 +109,111 @@ impl Bd3lmConfig {
         (self.vocab_size - 1) as u32
     }
 }
+
+/// SDAR (JetAstra): Qwen3 modules with block-diffusion attention, in Hugging Face Qwen3 layout.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct SdarConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub vocab_size: usize,
+    pub rms_norm_eps: f32,
+    pub rope_theta: f64,
+    pub tie_word_embeddings: bool,
+    pub block_size: usize,
+    pub mask_token_id: u32,
+    pub max_position_embeddings: usize,
+}
+
+impl SdarConfig {
+    pub fn from_json(v: &Value) -> Result<Self> {
+        let hidden_size = get_usize(v, "hidden_size")?;
+        let n_heads = get_usize(v, "num_attention_heads")?;
+        let head_dim = match v.get("head_dim") {
+            Some(Value::Null) | None => {
+                if n_heads == 0 {
+                    0
+                } else {
+                    hidden_size / n_heads
+                }
+            }
+            Some(_) => get_usize(v, "head_dim")?,
+        };
+        let rope_theta = v
+            .get("rope_theta")
+            .and_then(|x| x.as_f64())
+            .or_else(|| v.get("rope_parameters").and_then(|p| p.get("rope_theta")).and_then(|x| x.as_f64()))
+            .ok_or_else(|| Error::config("missing key 'rope_theta' (or 'rope_parameters.rope_theta')"))?;
+        let eps = v
+            .get("rms_norm_eps")
+            .map(|x| x.as_f64().ok_or_else(|| Error::config(format!("'rms_norm_eps' must be a number, found {x}"))))
+            .transpose()?
+            .unwrap_or(1e-6);
+        let c = SdarConfig {
+            hidden_size,
+            intermediate_size: get_usize(v, "intermediate_size")?,
+            n_layers: get_usize(v, "num_hidden_layers")?,
+            n_heads,
+            n_kv_heads: match v.get("num_key_value_heads") {
+                None | Some(Value::Null) => n_heads,
+                Some(_) => get_usize(v, "num_key_value_heads")?,
+            },
+            head_dim,
+            vocab_size: get_usize(v, "vocab_size")?,
+            rms_norm_eps: eps as f32,
+            rope_theta,
+            tie_word_embeddings: get_bool(v, "tie_word_embeddings", Some(false))?,
+            block_size: get_usize(v, "block_size")?,
+            mask_token_id: get_usize(v, "mask_token_id")? as u32,
+            max_position_embeddings: match v.get("max_position_embeddings") {
+                None | Some(Value::Null) => 32768,
+                Some(_) => get_usize(v, "max_position_embeddings")?,
+            },
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<()> {
+        check_range("hidden_size", self.hidden_size, 1, MAX_DIM)?;
+        check_range("intermediate_size", self.intermediate_size, 1, 4 * MAX_DIM)?;
+        check_range("num_hidden_layers", self.n_layers, 1, MAX_LAYERS)?;
+        check_range("num_attention_heads", self.n_heads, 1, MAX_DIM)?;
+        check_range("num_key_value_heads", self.n_kv_heads, 1, self.n_heads)?;
+        check_range("vocab_size", self.vocab_size, 2, MAX_VOCAB)?;
+        check_range("block_size", self.block_size, 1, crate::kernels::select::MAX_BLOCK)?;
+        check_range("max_position_embeddings", self.max_position_embeddings, 2 * self.block_size, MAX_CONTEXT)?;
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
+            return Err(Error::config(format!(
+                "num_attention_heads {} is not a multiple of num_key_value_heads {}",
+                self.n_heads, self.n_kv_heads
+            )));
+        }
+        if !self.head_dim.is_multiple_of(2)
+            || self.head_dim == 0
+            || self.head_dim > crate::kernels::attention::MAX_HEAD_DIM
+        {
+            return Err(Error::config(format!(
+                "head_dim {} must be even and in [2, {}]",
+                self.head_dim,
+                crate::kernels::attention::MAX_HEAD_DIM
+            )));
+        }
+        if self.mask_token_id as usize >= self.vocab_size {
+            return Err(Error::config(format!(
+                "mask_token_id {} is outside the vocabulary of {}",
+                self.mask_token_id, self.vocab_size
+            )));
+        }
+        if !(self.rope_theta.is_finite() && self.rope_theta > 1.0) {
+            return Err(Error::config(format!("rope_theta must be > 1, got {}", self.rope_theta)));
+        }
+        if !(self.rms_norm_eps > 0.0 && self.rms_norm_eps < 1.0) {
+            return Err(Error::config(format!("rms_norm_eps must be in (0, 1), got {}", self.rms_norm_eps)));
+        }
+        Ok(())
+    }
+}

@@ -7,12 +7,14 @@ pub mod checkpoint;
 pub mod config;
 pub mod files;
 pub mod reference;
+pub mod sdar;
 pub mod synthetic;
 
 pub use bd3lm::Bd3lm;
 pub use checkpoint::Checkpoint;
-pub use config::Bd3lmConfig;
+pub use config::{Bd3lmConfig, SdarConfig};
 pub use files::ModelFiles;
+pub use sdar::Sdar;
 
 use crate::cache::KvCache;
 use crate::error::{Error, Result};
@@ -36,6 +38,7 @@ pub enum Attn<'a> {
 #[serde(rename_all = "lowercase")]
 pub enum Architecture {
     Bd3lm,
+    Sdar,
 }
 
 /// What the generator needs to know about a model.
@@ -51,6 +54,11 @@ pub struct ModelInfo {
     pub hidden: usize,
     pub heads: usize,
     pub dtype: DType,
+    /// Whether prompts start with BOS (BD3-LM was trained that way; chat templates bring their own).
+    pub add_bos: bool,
+    /// Whether the prompt's whole blocks are prefilled in one pass (SDAR) or one forward per
+    /// block (BD3-LM, whose sliding window drops blocks one at a time).
+    pub prefill_in_one_pass: bool,
 }
 
 /// Loading options.
@@ -58,6 +66,9 @@ pub struct ModelInfo {
 pub struct LoadOptions {
     /// Weight precision on the GPU; `None` picks f16 when the device has `SHADER_F16`.
     pub dtype: Option<DType>,
+    /// KV-cache capacity in tokens for models without a sliding window (SDAR); default
+    /// min(max_position_embeddings, 4096).
+    pub context: Option<usize>,
 }
 
 /// Scratch buffers for one forward of up to `rows` tokens, allocated once and reused.
@@ -74,21 +85,32 @@ pub struct Workspace {
     pub vocab: usize,
 }
 
+/// Per-token widths of a workspace's buffers.
+#[derive(Clone, Copy, Debug)]
+pub struct Widths {
+    /// Residual stream and normalised input (`x`, `h`).
+    pub hidden: usize,
+    pub qkv: usize,
+    /// Attention output (and, for SwiGLU models, the activation).
+    pub attn: usize,
+    pub ff: usize,
+}
+
 impl Workspace {
-    pub fn new(gpu: &Gpu, widths: (usize, usize, usize), rows: usize, vocab: usize) -> Result<Self> {
-        let (d, qkv, ff) = widths;
+    /// Buffers for `rows` tokens and at most `max_logit_rows` rows of logits at a time.
+    pub fn new(gpu: &Gpu, widths: Widths, rows: usize, vocab: usize, max_logit_rows: usize) -> Result<Self> {
         let f = |name: &str, w: usize| gpu.storage(name, (rows * w * 4) as u64);
         // Logit rows: as many as fit one binding (and 64 MiB, to stay friendly to browsers).
         let cap = gpu.max_storage_binding().min(64 << 20) as usize;
-        let logits_rows = (cap / (vocab * 4)).clamp(1, rows.max(1));
+        let logits_rows = (cap / (vocab * 4)).clamp(1, rows.max(1)).min(max_logit_rows.max(1));
         Ok(Workspace {
             rows,
             ids: gpu.storage("ids", (rows * 4) as u64)?,
-            x: f("x", d)?,
-            h: f("h", d)?,
-            qkv: f("qkv", qkv)?,
-            attn: f("attn", d)?,
-            ff: f("ff", ff)?,
+            x: f("x", widths.hidden)?,
+            h: f("h", widths.hidden)?,
+            qkv: f("qkv", widths.qkv)?,
+            attn: f("attn", widths.attn)?,
+            ff: f("ff", widths.ff)?,
             logits: gpu.storage("logits", (logits_rows * vocab * 4) as u64)?,
             logits_rows,
             vocab,
@@ -106,6 +128,7 @@ impl Workspace {
 /// A loaded model of any supported architecture.
 pub enum Model {
     Bd3lm(Bd3lm),
+    Sdar(Sdar),
 }
 
 impl Model {
@@ -134,6 +157,16 @@ impl Model {
                 let w = bd3lm::Bd3lmWeights::from_checkpoint(&cfg, &ck)?;
                 Ok(Model::Bd3lm(Bd3lm::upload(gpu, cfg, &w, dtype)?))
             }
+            Architecture::Sdar => {
+                let cfg = SdarConfig::from_json(&files.config)?;
+                let context = options.context.unwrap_or(4096).min(cfg.max_position_embeddings);
+                if context < 2 * cfg.block_size {
+                    return Err(Error::options(format!("context {context} must hold at least two blocks")));
+                }
+                let ck = files.checkpoint()?;
+                let w = sdar::SdarWeights::from_checkpoint(&cfg, &ck)?;
+                Ok(Model::Sdar(Sdar::upload(gpu, cfg, &w, dtype, context)?))
+            }
         }
     }
 
@@ -149,6 +182,21 @@ impl Model {
                 hidden: m.config.hidden_dim,
                 heads: m.config.n_heads,
                 dtype: m.dtype,
+                add_bos: true,
+                prefill_in_one_pass: false,
+            },
+            Model::Sdar(m) => ModelInfo {
+                architecture: Architecture::Sdar,
+                vocab_size: m.config.vocab_size,
+                mask_id: m.config.mask_token_id,
+                block_size: m.config.block_size,
+                context: m.context,
+                layers: m.config.n_layers,
+                hidden: m.config.hidden_size,
+                heads: m.config.n_heads,
+                dtype: m.dtype,
+                add_bos: false,
+                prefill_in_one_pass: true,
             },
         }
     }
@@ -156,12 +204,14 @@ impl Model {
     pub fn gpu(&self) -> &Arc<Gpu> {
         match self {
             Model::Bd3lm(m) => m.gpu(),
+            Model::Sdar(m) => m.gpu(),
         }
     }
 
     pub fn weight_bytes(&self) -> u64 {
         match self {
             Model::Bd3lm(m) => m.weight_bytes(),
+            Model::Sdar(m) => m.weight_bytes(),
         }
     }
 
@@ -172,14 +222,31 @@ impl Model {
                 let c = &m.config;
                 KvCache::new(m.gpu(), c.n_layers, c.hidden_dim, c.model_length, Some((c.model_length, c.block_size)))
             }
+            Model::Sdar(m) => {
+                let c = &m.config;
+                KvCache::new(m.gpu(), c.n_layers, c.n_kv_heads * c.head_dim, m.context, None)
+            }
         }
     }
 
-    /// Scratch for forwards of up to `rows` tokens.
+    /// Scratch for forwards of up to `rows` tokens (and as many logit rows as fit).
     pub fn workspace(&self, rows: usize) -> Result<Workspace> {
-        match self {
-            Model::Bd3lm(m) => Workspace::new(m.gpu(), m.widths(), rows, m.config.vocab_size),
-        }
+        self.workspace_with_logits(rows, rows)
+    }
+
+    /// Scratch for `rows` tokens with at most `logit_rows` rows of logits (prefill needs none).
+    pub fn workspace_with_logits(&self, rows: usize, logit_rows: usize) -> Result<Workspace> {
+        let (gpu, widths, vocab) = match self {
+            Model::Bd3lm(m) => {
+                let (d, qkv, ff) = m.widths();
+                (m.gpu(), Widths { hidden: d, qkv, attn: d, ff }, m.config.vocab_size)
+            }
+            Model::Sdar(m) => {
+                let (hidden, qkv, attn, ff) = m.widths();
+                (m.gpu(), Widths { hidden, qkv, attn, ff }, m.config.vocab_size)
+            }
+        };
+        Workspace::new(gpu, widths, rows, vocab, logit_rows)
     }
 
     pub fn encode_forward(
@@ -192,12 +259,14 @@ impl Model {
     ) -> Result<()> {
         match self {
             Model::Bd3lm(m) => m.encode_forward(rec, ws, n, attn, capture),
+            Model::Sdar(m) => m.encode_forward(rec, ws, n, attn, capture),
         }
     }
 
     pub fn encode_logits(&self, rec: &mut Recorder, ws: &Workspace, row0: usize, rows: usize) -> Result<()> {
         match self {
             Model::Bd3lm(m) => m.encode_logits(rec, ws, row0, rows),
+            Model::Sdar(m) => m.encode_logits(rec, ws, row0, rows),
         }
     }
 
@@ -260,5 +329,10 @@ pub fn detect(config: &serde_json::Value) -> Result<Architecture> {
     if model_type.eq_ignore_ascii_case("bd3lm") || archs.iter().any(|a| a.eq_ignore_ascii_case("bd3lm")) {
         return Ok(Architecture::Bd3lm);
     }
-    Err(Error::config(format!("unsupported model_type '{model_type}' (architectures {archs:?}); supported: bd3lm")))
+    if model_type.eq_ignore_ascii_case("sdar") || archs.iter().any(|a| a.to_ascii_lowercase().starts_with("sdar")) {
+        return Ok(Architecture::Sdar);
+    }
+    Err(Error::config(format!(
+        "unsupported model_type '{model_type}' (architectures {archs:?}); supported: bd3lm, sdar"
+    )))
 }

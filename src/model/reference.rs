@@ -161,3 +161,98 @@ impl Bd3lmReference {
         out
     }
 }
+
+/// The CPU reference of the SDAR (Qwen3) network. Its cache keeps post-RoPE keys at absolute
+/// positions (no window).
+pub struct SdarReference {
+    pub cfg: super::SdarConfig,
+    pub w: super::sdar::SdarWeights,
+    table: Vec<f32>,
+}
+
+impl SdarReference {
+    pub fn new(cfg: super::SdarConfig, w: super::sdar::SdarWeights, context: usize) -> Self {
+        let table = rope::table(cfg.head_dim, cfg.rope_theta, context.max(1));
+        SdarReference { cfg, w, table }
+    }
+
+    pub fn new_cache(&self) -> CpuCache {
+        CpuCache { k: vec![Vec::new(); self.cfg.n_layers], v: vec![Vec::new(); self.cfg.n_layers], len: 0 }
+    }
+
+    fn rms(&self, x: &[f32], d: usize, w: &[f32]) -> Vec<f32> {
+        norm::cpu(Kind::RmsNorm, x, d, w, None, self.cfg.rms_norm_eps)
+    }
+
+    /// Hidden states: the embedding, each layer's output but the last, then the final norm's
+    /// output (the Hugging Face convention the golden files follow).
+    pub fn forward(&self, ids: &[u32], mut attn: CpuAttn) -> CpuForward {
+        let c = &self.cfg;
+        let (d, hd, h, kvh, inter, n) =
+            (c.hidden_size, c.head_dim, c.n_heads, c.n_kv_heads, c.intermediate_size, ids.len());
+        let (qw, kw) = (h * hd, kvh * hd);
+        let pos0 = match &attn {
+            CpuAttn::Cached { cache, .. } => cache.len,
+            _ => 0,
+        };
+        let mut x = crate::kernels::embed::cpu(&self.w.embed, d, ids);
+        let mut hidden = vec![x.clone()];
+        let proj = |x: &[f32], k: usize, w: &[f32], n_out: usize| {
+            let mut y = vec![0.0; n * n_out];
+            matmul::cpu(x, k, n, w, n_out, k, None, Activation::None, 0, None, &mut y, n_out);
+            y
+        };
+        for (li, l) in self.w.layers.iter().enumerate() {
+            let hn = self.rms(&x, d, &l.input_norm);
+            let mut q = self.rms(&proj(&hn, d, &l.q, qw), hd, &l.q_norm);
+            let mut k = self.rms(&proj(&hn, d, &l.k, kw), hd, &l.k_norm);
+            let v = proj(&hn, d, &l.v, kw);
+            for t in 0..n {
+                rope::cpu_row(&self.table, hd, &mut q[t * qw..(t + 1) * qw], h, pos0 + t);
+                rope::cpu_row(&self.table, hd, &mut k[t * kw..(t + 1) * kw], kvh, pos0 + t);
+            }
+            let mask = Mask::BlockCausal { block: c.block_size };
+            let a = match &mut attn {
+                CpuAttn::Cached { cache, commit } => {
+                    let k_all = [cache.k[li].as_slice(), &k].concat();
+                    let v_all = [cache.v[li].as_slice(), &v].concat();
+                    let s = cache.len;
+                    if *commit {
+                        cache.k[li] = k_all.clone();
+                        cache.v[li] = v_all.clone();
+                    }
+                    attention::cpu(&q, &k_all, &v_all, n, s + n, h, kvh, hd, s, mask, None)
+                }
+                _ => attention::cpu(&q, &k, &v, n, n, h, kvh, hd, 0, mask, None),
+            };
+            matmul::cpu(&a, qw, n, &l.o, d, qw, None, Activation::None, 2, None, &mut x, d);
+            let hn = self.rms(&x, d, &l.post_norm);
+            let gu = proj(&hn, d, &l.gate_up, 2 * inter);
+            let act: Vec<f32> = (0..n * inter)
+                .map(|e| {
+                    let (t, j) = (e / inter, e % inter);
+                    crate::kernels::elementwise::silu(gu[t * 2 * inter + j]) * gu[t * 2 * inter + inter + j]
+                })
+                .collect();
+            matmul::cpu(&act, inter, n, &l.down, d, inter, None, Activation::None, 2, None, &mut x, d);
+            if li + 1 < self.w.layers.len() {
+                hidden.push(x.clone());
+            }
+        }
+        if let CpuAttn::Cached { cache, commit: true } = attn {
+            cache.len += n;
+        }
+        let hfin = self.rms(&x, d, &self.w.norm);
+        hidden.push(hfin.clone());
+        CpuForward { hidden, h: hfin }
+    }
+
+    pub fn logits(&self, h: &[f32]) -> Vec<f32> {
+        let (d, v) = (self.cfg.hidden_size, self.cfg.vocab_size);
+        let rows = h.len() / d;
+        let w = self.w.lm_head.as_ref().unwrap_or(&self.w.embed);
+        let mut out = vec![0.0; rows * v];
+        matmul::cpu(h, d, rows, w, v, d, None, Activation::None, 0, None, &mut out, v);
+        out
+    }
+}

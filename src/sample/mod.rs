@@ -360,9 +360,21 @@ pub async fn generate(
         return Err(Error::input("recompute mode needs buffers for the whole context (BlockBuffers::with_rows)"));
     }
 
-    // Whole prompt blocks go straight into the cache, one forward each.
+    // Whole prompt blocks go straight into the cache: in one pass where the architecture allows
+    // it (scratch sized for the prompt, made once per generation), else one forward per block.
     let whole = prompt_ids.len() / l;
-    for b in 0..whole {
+    if info.prefill_in_one_pass && whole > 1 && lp.prefix.is_none() {
+        lp.cache.check_room(whole * l + l)?;
+        let ws = model.workspace_with_logits(whole * l, 1)?;
+        gpu.write(&ws.ids, 0, bytemuck::cast_slice(&prompt_ids[..whole * l]));
+        let mut rec = gpu.recorder();
+        model.encode_forward(&mut rec, &ws, whole * l, Attn::Cached(lp.cache), None)?;
+        rec.submit()?;
+        lp.cache.commit(whole * l);
+        lp.stats.commit_forwards += 1;
+    }
+    let per_block = if info.prefill_in_one_pass && whole > 1 && lp.prefix.is_none() { 0 } else { whole };
+    for b in 0..per_block {
         let ids = &prompt_ids[b * l..(b + 1) * l];
         lp.write_block(ids);
         let mut rec = gpu.recorder();
