@@ -4,5 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-if [ $# -eq 0 ]; then set -- info; fi
+if [ $# -eq 0 ]; then set -- generate --prompt "ROMEO:" --max-tokens 120 --strategy confidence --top-p 0.9; fi
 cargo run --release --quiet --bin blockdiff -- "$@"
