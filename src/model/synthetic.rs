@@ -85,3 +85,53 @@ pub fn random_bd3lm(
     });
     (config, safetensors_bytes(&tensors))
 }
+
+/// `config.json` and `model.safetensors` of an SDAR (Qwen3-layout) model with random weights;
+/// `tied` leaves out `lm_head.weight` (the embedding serves as the output layer).
+#[allow(clippy::too_many_arguments)]
+pub fn random_sdar(
+    layers: usize,
+    d: usize,
+    heads: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    inter: usize,
+    vocab: usize,
+    block: usize,
+    tied: bool,
+) -> (serde_json::Value, Vec<u8>) {
+    let mut seed = 500;
+    let mut t = |name: &str, shape: Vec<usize>, scale: f32| {
+        seed += 1;
+        (name.to_string(), shape.clone(), rand_vec(shape.iter().product(), seed, scale))
+    };
+    let (qw, kw) = (heads * head_dim, kv_heads * head_dim);
+    let mut tensors = vec![t("model.embed_tokens.weight", vec![vocab, d], 0.05), t("model.norm.weight", vec![d], 1.0)];
+    if !tied {
+        tensors.push(t("lm_head.weight", vec![vocab, d], 0.05));
+    }
+    for i in 0..layers {
+        let p = format!("model.layers.{i}.");
+        tensors.extend([
+            t(&format!("{p}input_layernorm.weight"), vec![d], 1.0),
+            t(&format!("{p}post_attention_layernorm.weight"), vec![d], 1.0),
+            t(&format!("{p}self_attn.q_proj.weight"), vec![qw, d], 0.03),
+            t(&format!("{p}self_attn.k_proj.weight"), vec![kw, d], 0.03),
+            t(&format!("{p}self_attn.v_proj.weight"), vec![kw, d], 0.03),
+            t(&format!("{p}self_attn.o_proj.weight"), vec![d, qw], 0.03),
+            t(&format!("{p}self_attn.q_norm.weight"), vec![head_dim], 1.0),
+            t(&format!("{p}self_attn.k_norm.weight"), vec![head_dim], 1.0),
+            t(&format!("{p}mlp.gate_proj.weight"), vec![inter, d], 0.03),
+            t(&format!("{p}mlp.up_proj.weight"), vec![inter, d], 0.03),
+            t(&format!("{p}mlp.down_proj.weight"), vec![d, inter], 0.03),
+        ]);
+    }
+    let config = serde_json::json!({
+        "model_type": "sdar", "architectures": ["SDARForCausalLM"], "hidden_size": d,
+        "intermediate_size": inter, "num_hidden_layers": layers, "num_attention_heads": heads,
+        "num_key_value_heads": kv_heads, "head_dim": head_dim, "vocab_size": vocab,
+        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": tied,
+        "block_size": block, "mask_token_id": vocab - 1, "max_position_embeddings": 32768
+    });
+    (config, safetensors_bytes(&tensors))
+}
