@@ -14,4 +14,5 @@ cargo clippy --all-targets -- -D warnings
 echo "== wasm32 build"
 cargo build --target wasm32-unknown-unknown --no-default-features --features web --lib
 echo "== cargo test"
+./scripts/fetch-qwen-tokenizer.sh
 cargo test --all-targets

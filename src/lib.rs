@@ -6,6 +6,7 @@
 //! CLI, desktop and browser share).
 
 pub mod cache;
+pub mod chat;
 pub mod clock;
 pub mod error;
 pub mod gpu;

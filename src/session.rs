@@ -2,6 +2,7 @@
 //! This is the API the CLI, the desktop example and the browser module share.
 
 use crate::cache::KvCache;
+use crate::chat::{ChatMessage, ChatTemplate, GenerationConfig};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuBuffer};
 use crate::kernels::{logprob::CrossEntropy, rng, topk};
@@ -19,6 +20,10 @@ pub struct Session {
     recompute: Option<BlockBuffers>,
     /// Lazily allocated scratch for score/probe (2 × context rows).
     wide: Option<WideBuffers>,
+    pub chat_template: ChatTemplate,
+    pub generation_config: GenerationConfig,
+    /// The tokens whose keys/values the cache holds, in order (for reuse across chat turns).
+    cached_ids: Vec<u32>,
 }
 
 struct WideBuffers {
@@ -75,7 +80,14 @@ impl Session {
             .tokenizer
             .as_ref()
             .ok_or_else(|| Error::Tokenizer(format!("{} has no tokenizer.json", files.source)))?;
-        let tokenizer = Tokenizer::from_bytes(tok_bytes)?;
+        let mut tokenizer = Tokenizer::from_bytes(tok_bytes)?;
+        let generation_config = files.generation_config.as_ref().map(GenerationConfig::from_json).unwrap_or_default();
+        for &e in &generation_config.eos {
+            if !tokenizer.eos.contains(&e) {
+                tokenizer.eos.push(e);
+            }
+        }
+        let chat_template = ChatTemplate::new(files.chat_template.as_deref(), files.tokenizer_config.as_ref())?;
         let model = Model::load(gpu, files, options)?;
         let info = model.info();
         if tokenizer.vocab_size() > info.vocab_size {
@@ -90,7 +102,17 @@ impl Session {
         }
         let cache = model.new_cache()?;
         let block = BlockBuffers::new(&model)?;
-        Ok(Session { model, tokenizer, cache, block, recompute: None, wide: None })
+        Ok(Session {
+            model,
+            tokenizer,
+            cache,
+            block,
+            recompute: None,
+            wide: None,
+            chat_template,
+            generation_config,
+            cached_ids: Vec::new(),
+        })
     }
 
     /// Native convenience: load a directory with default options.
@@ -134,6 +156,29 @@ impl Session {
         on_event: &mut dyn FnMut(Event) -> bool,
     ) -> Result<Generation> {
         let ids = self.prompt_ids(prompt)?;
+        self.generate_ids(&ids, options, false, on_event).await
+    }
+
+    /// Generates after the token ids `ids`. With `reuse`, the cached keys/values of the longest
+    /// block-aligned prefix shared with the previous call are kept (models without a sliding
+    /// window), so a conversation's earlier turns are never recomputed.
+    pub async fn generate_ids(
+        &mut self,
+        ids: &[u32],
+        options: &GenerateOptions,
+        reuse: bool,
+        on_event: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<Generation> {
+        let l = self.info().block_size;
+        let mut keep = 0;
+        if reuse && self.cache.window.is_none() && options.kv_cache {
+            let common = self.cached_ids.iter().zip(ids).take_while(|(a, b)| a == b).count();
+            keep = (common.min(self.cache.len) / l) * l;
+        }
+        if keep > 0 {
+            self.cache.truncate(keep)?;
+        }
+        self.cached_ids.clear();
         let buffers = if options.kv_cache {
             &self.block
         } else {
@@ -142,7 +187,52 @@ impl Session {
             }
             self.recompute.as_ref().ok_or_else(|| Error::Gpu("recompute buffers missing".into()))?
         };
-        sample::generate(&self.model, &self.tokenizer, &mut self.cache, buffers, &ids, options, on_event).await
+        let g = sample::generate(&self.model, &self.tokenizer, &mut self.cache, buffers, ids, keep, options, on_event)
+            .await?;
+        // Remember what the cache now holds, dropping the block that ran past the answer's end.
+        if self.cache.window.is_none() && options.kv_cache {
+            let mut all = [ids, &g.tokens].concat();
+            all.extend(g.eos_token);
+            let n = ((all.len() / l) * l).min(self.cache.len);
+            self.cache.truncate(n)?;
+            all.truncate(n);
+            self.cached_ids = all;
+        }
+        Ok(g)
+    }
+
+    /// Answers the last message of `messages` (rendered with the model's chat template), reusing
+    /// the cache of the conversation so far.
+    pub async fn chat(
+        &mut self,
+        messages: &[ChatMessage],
+        options: &GenerateOptions,
+        on_event: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<Generation> {
+        let text = self.chat_template.render(messages)?;
+        let mut ids = Vec::new();
+        if self.info().add_bos {
+            ids.push(self.tokenizer.bos.unwrap_or(0));
+        }
+        ids.extend(self.tokenizer.encode(&text)?);
+        self.generate_ids(&ids, options, true, on_event).await
+    }
+
+    /// Forgets the cached conversation.
+    pub fn reset(&mut self) {
+        self.cache.reset();
+        self.cached_ids.clear();
+    }
+
+    /// Options with this model's `generation_config.json` sampling defaults applied.
+    pub fn default_options(&self) -> GenerateOptions {
+        let g = &self.generation_config;
+        GenerateOptions {
+            temperature: g.temperature.unwrap_or(1.0),
+            top_p: g.top_p.unwrap_or(1.0),
+            top_k: g.top_k.unwrap_or(0),
+            ..Default::default()
+        }
     }
 
     fn wide(&mut self) -> Result<&WideBuffers> {

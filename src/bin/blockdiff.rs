@@ -86,6 +86,28 @@ struct SamplingArgs {
     seed: u64,
 }
 
+impl SamplingArgs {
+    fn options(&self) -> GenerateOptions {
+        GenerateOptions {
+            strategy: match self.strategy {
+                StrategyArg::FirstHitting => Strategy::FirstHitting,
+                StrategyArg::Ddpm => Strategy::Ddpm,
+                StrategyArg::Confidence => Strategy::Confidence,
+                StrategyArg::EntropyBounded => Strategy::EntropyBounded,
+            },
+            steps: self.steps,
+            threshold: self.threshold,
+            per_step: self.per_step,
+            entropy_bound: self.entropy_bound,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            seed: self.seed,
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generate text block by block, streaming it as blocks are committed.
@@ -127,6 +149,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Multi-turn chat in the terminal (chat template + KV-cache reuse across turns).
+    /// Commands: /reset, /exit.
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+        /// System prompt.
+        #[arg(long)]
+        system: Option<String>,
+        #[arg(long, default_value_t = 256)]
+        max_tokens: usize,
+    },
     /// Per-position top-k predictions for N masks after a prompt.
     Probe {
         #[command(flatten)]
@@ -162,30 +197,17 @@ fn main() -> ExitCode {
         Command::Verify { dir, precision, no_cpu } => verify(dir, precision.into(), !no_cpu),
         Command::Generate { model, sampling, prompt, max_tokens, stop, ignore_eos, show_steps, json } => {
             let opts = GenerateOptions {
-                strategy: match sampling.strategy {
-                    StrategyArg::FirstHitting => Strategy::FirstHitting,
-                    StrategyArg::Ddpm => Strategy::Ddpm,
-                    StrategyArg::Confidence => Strategy::Confidence,
-                    StrategyArg::EntropyBounded => Strategy::EntropyBounded,
-                },
-                steps: sampling.steps,
-                threshold: sampling.threshold,
-                per_step: sampling.per_step,
-                entropy_bound: sampling.entropy_bound,
-                temperature: sampling.temperature,
-                top_p: sampling.top_p,
-                top_k: sampling.top_k,
                 max_tokens,
-                seed: sampling.seed,
                 stop,
                 stop_at_eos: !ignore_eos,
                 stream_steps: show_steps,
-                ..Default::default()
+                ..sampling.options()
             };
             generate(model, &prompt, &opts, json)
         }
         Command::Score { model, text, file, samples, seed, json } => score(model, text, file, samples, seed, json),
         Command::Probe { model, prompt, masks, top_k, json } => probe(model, &prompt, masks, top_k, json),
+        Command::Chat { model, sampling, system, max_tokens } => chat(model, sampling, system, max_tokens),
     };
     match result {
         Ok(code) => code,
@@ -416,6 +438,61 @@ fn probe(args: ModelArgs, prompt: &str, masks: usize, k: usize, json: bool) -> b
     for r in &rows {
         let cells: Vec<String> = r.texts.iter().zip(&r.probs).map(|(t, p)| format!("{:?} {:.3}", t, p)).collect();
         println!("{:>4}  {:>7.3}  {}", r.distance, r.entropy, cells.join("  "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn chat(
+    args: ModelArgs,
+    sampling: SamplingArgs,
+    system: Option<String>,
+    max_tokens: usize,
+) -> blockdiff::Result<ExitCode> {
+    use blockdiff::chat::ChatMessage;
+    use std::io::BufRead;
+    let mut session = load_session(&args)?;
+    let opts = GenerateOptions { max_tokens, ..sampling.options() };
+    eprintln!("chat with {} on {} (/reset, /exit)", args.model.display(), session.gpu().adapter);
+    let start = || system.iter().map(|s| ChatMessage::new("system", s)).collect::<Vec<_>>();
+    let mut messages = start();
+    let mut turn = 0;
+    let stdin = std::io::stdin();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line).map_err(|e| blockdiff::Error::Input(e.to_string()))? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        match line.trim() {
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                messages = start();
+                session.reset();
+                turn = 0;
+                eprintln!("(conversation reset)");
+                continue;
+            }
+            "" => continue,
+            _ => {}
+        }
+        messages.push(ChatMessage::new("user", line));
+        turn += 1;
+        let mut on_event = |e: Event| {
+            if let Event::Block { text, .. } = e {
+                print!("{text}");
+                let _ = std::io::stdout().flush();
+            }
+            true
+        };
+        let g = pollster::block_on(session.chat(&messages, &opts, &mut on_event))?;
+        println!();
+        let s = &g.stats;
+        eprintln!(
+            "[turn {turn}: {} tokens, {:.2} tokens/s, NFE {}; prompt {} tokens: {} reused from the cache, {} prefilled]",
+            s.generated_tokens, s.tokens_per_second, s.nfe, s.prompt_tokens, s.reused_tokens, s.prefill_tokens
+        );
+        messages.push(ChatMessage::new("assistant", &g.text));
     }
     Ok(ExitCode::SUCCESS)
 }

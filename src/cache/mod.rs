@@ -85,6 +85,17 @@ impl KvCache {
         }
     }
 
+    /// Forgets every token after the first `len` (caches without a window only: their entries
+    /// never depend on later tokens).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if self.window.is_some() || self.start != 0 || len > self.len {
+            return Err(Error::input("only an unwindowed cache can be truncated, and only shorter"));
+        }
+        self.len = len;
+        self.committed_total = len;
+        Ok(())
+    }
+
     pub fn bytes(&self) -> u64 {
         self.layers.iter().map(|(k, v)| k.size() + v.size()).sum()
     }

@@ -133,13 +133,7 @@ impl SdarConfig {
         let hidden_size = get_usize(v, "hidden_size")?;
         let n_heads = get_usize(v, "num_attention_heads")?;
         let head_dim = match v.get("head_dim") {
-            Some(Value::Null) | None => {
-                if n_heads == 0 {
-                    0
-                } else {
-                    hidden_size / n_heads
-                }
-            }
+            Some(Value::Null) | None => hidden_size.checked_div(n_heads).unwrap_or(0),
             Some(_) => get_usize(v, "head_dim")?,
         };
         let rope_theta = v

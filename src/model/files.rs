@@ -10,13 +10,27 @@ pub struct ModelFiles {
     pub config: serde_json::Value,
     pub weights: Vec<u8>,
     pub tokenizer: Option<Vec<u8>>,
+    /// `chat_template.jinja`, if the directory has one.
+    pub chat_template: Option<String>,
+    /// `tokenizer_config.json` (may hold `chat_template`).
+    pub tokenizer_config: Option<serde_json::Value>,
+    /// `generation_config.json` (sampling defaults, EOS ids).
+    pub generation_config: Option<serde_json::Value>,
 }
 
 impl ModelFiles {
     pub fn from_bytes(source: &str, config: &[u8], weights: Vec<u8>, tokenizer: Option<Vec<u8>>) -> Result<Self> {
         let config =
             serde_json::from_slice(config).map_err(|e| Error::config(format!("not valid JSON ({source}): {e}")))?;
-        Ok(ModelFiles { source: source.to_string(), config, weights, tokenizer })
+        Ok(ModelFiles {
+            source: source.to_string(),
+            config,
+            weights,
+            tokenizer,
+            chat_template: None,
+            tokenizer_config: None,
+            generation_config: None,
+        })
     }
 
     /// Reads `config.json`, `model.safetensors` and (if present) `tokenizer.json` from `dir`.
@@ -29,8 +43,20 @@ impl ModelFiles {
         };
         let config = read("config.json")?;
         let weights = read("model.safetensors")?;
-        let tokenizer = dir.join("tokenizer.json").exists().then(|| read("tokenizer.json")).transpose()?;
-        Self::from_bytes(&dir.display().to_string(), &config, weights, tokenizer)
+        let optional = |name: &str| dir.join(name).exists().then(|| read(name)).transpose();
+        let tokenizer = optional("tokenizer.json")?;
+        let mut files = Self::from_bytes(&dir.display().to_string(), &config, weights, tokenizer)?;
+        files.chat_template = optional("chat_template.jinja")?.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let json = |name: &str| -> Result<Option<serde_json::Value>> {
+            optional(name)?
+                .map(|b| {
+                    serde_json::from_slice(&b).map_err(|e| Error::config(format!("{name} is not valid JSON: {e}")))
+                })
+                .transpose()
+        };
+        files.tokenizer_config = json("tokenizer_config.json")?;
+        files.generation_config = json("generation_config.json")?;
+        Ok(files)
     }
 
     pub fn checkpoint(&self) -> Result<Checkpoint<'_>> {

@@ -54,6 +54,10 @@ pub struct Stats {
     pub tokens_per_second: f64,
     /// Generated tokens per denoising forward.
     pub tokens_per_forward: f64,
+    /// Prompt tokens whose keys/values were already cached (earlier chat turns): not recomputed.
+    pub reused_tokens: usize,
+    /// Prompt tokens run through the model.
+    pub prefill_tokens: usize,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -61,6 +65,8 @@ pub struct Generation {
     pub text: String,
     pub tokens: Vec<u32>,
     pub stop: StopReason,
+    /// The end-of-sequence token that stopped generation (not part of `tokens`).
+    pub eos_token: Option<u32>,
     pub stats: Stats,
 }
 
@@ -317,13 +323,16 @@ impl Loop<'_> {
     }
 }
 
-/// Generates a continuation of `prompt_ids` (which should start with BOS).
+/// Generates a continuation of `prompt_ids` (BD3-LM prompts start with BOS). The cache must
+/// already hold the first `keep` prompt tokens (a multiple of the block length; 0 resets it).
+#[allow(clippy::too_many_arguments)]
 pub async fn generate(
     model: &Model,
     tokenizer: &Tokenizer,
     cache: &mut KvCache,
     buf: &BlockBuffers,
     prompt_ids: &[u32],
+    keep: usize,
     opts: &GenerateOptions,
     on_event: &mut dyn FnMut(Event) -> bool,
 ) -> Result<Generation> {
@@ -341,7 +350,11 @@ pub async fn generate(
     let gpu = model.gpu().clone();
     let l = info.block_size;
     let start = crate::clock::now_ms();
-    cache.reset();
+    if keep == 0 {
+        cache.reset();
+    } else if !keep.is_multiple_of(l) || keep != cache.len || keep > prompt_ids.len() {
+        return Err(Error::input(format!("cannot reuse {keep} cached tokens (cache holds {}, block {l})", cache.len)));
+    }
     let mut lp = Loop {
         model,
         gpu: gpu.clone(),
@@ -352,7 +365,12 @@ pub async fn generate(
         steps: opts.steps.unwrap_or(l as u32),
         mask_id: info.mask_id,
         vocab: info.vocab_size,
-        stats: Stats { prompt_tokens: prompt_ids.len(), ..Default::default() },
+        stats: Stats {
+            prompt_tokens: prompt_ids.len(),
+            reused_tokens: keep,
+            prefill_tokens: prompt_ids.len() - keep,
+            ..Default::default()
+        },
         prefix: (!opts.kv_cache).then(Vec::new),
         context: info.context,
     };
@@ -363,18 +381,20 @@ pub async fn generate(
     // Whole prompt blocks go straight into the cache: in one pass where the architecture allows
     // it (scratch sized for the prompt, made once per generation), else one forward per block.
     let whole = prompt_ids.len() / l;
-    if info.prefill_in_one_pass && whole > 1 && lp.prefix.is_none() {
-        lp.cache.check_room(whole * l + l)?;
-        let ws = model.workspace_with_logits(whole * l, 1)?;
-        gpu.write(&ws.ids, 0, bytemuck::cast_slice(&prompt_ids[..whole * l]));
+    let first = keep / l;
+    let one_pass = info.prefill_in_one_pass && whole - first > 1 && lp.prefix.is_none();
+    if one_pass {
+        let n = (whole - first) * l;
+        lp.cache.check_room(n + l)?;
+        let ws = model.workspace_with_logits(n, 1)?;
+        gpu.write(&ws.ids, 0, bytemuck::cast_slice(&prompt_ids[keep..whole * l]));
         let mut rec = gpu.recorder();
-        model.encode_forward(&mut rec, &ws, whole * l, Attn::Cached(lp.cache), None)?;
+        model.encode_forward(&mut rec, &ws, n, Attn::Cached(lp.cache), None)?;
         rec.submit()?;
-        lp.cache.commit(whole * l);
+        lp.cache.commit(n);
         lp.stats.commit_forwards += 1;
     }
-    let per_block = if info.prefill_in_one_pass && whole > 1 && lp.prefix.is_none() { 0 } else { whole };
-    for b in 0..per_block {
+    for b in (if one_pass { whole } else { first })..whole {
         let ids = &prompt_ids[b * l..(b + 1) * l];
         lp.write_block(ids);
         let mut rec = gpu.recorder();
@@ -387,6 +407,7 @@ pub async fn generate(
     block.resize(l, info.mask_id);
 
     let mut generated: Vec<u32> = Vec::new();
+    let mut eos_token = None;
     let mut text = String::new();
     let stop;
     let mut block_index = 0;
@@ -402,6 +423,7 @@ pub async fn generate(
         let mut done = None;
         if opts.stop_at_eos {
             if let Some(p) = new.iter().position(|t| tokenizer.eos.contains(t)) {
+                eos_token = Some(new[p]);
                 new.truncate(p);
                 done = Some(StopReason::Eos);
             }
@@ -442,5 +464,5 @@ pub async fn generate(
     stats.elapsed_ms = crate::clock::now_ms() - start;
     stats.tokens_per_second = generated.len() as f64 / (stats.elapsed_ms / 1e3).max(1e-9);
     stats.tokens_per_forward = generated.len() as f64 / stats.nfe.max(1) as f64;
-    Ok(Generation { text, tokens: generated, stop, stats })
+    Ok(Generation { text, tokens: generated, stop, eos_token, stats })
 }
