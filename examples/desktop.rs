@@ -25,7 +25,7 @@ use blockdiff::gpu::{Gpu, GpuOptions};
 use blockdiff::model::{LoadOptions, ModelFiles};
 use blockdiff::sample::Stats;
 use blockdiff::tokenizer::Tokenizer;
-use blockdiff::{Event, GenerateOptions, Generation, Session, Strategy};
+use blockdiff::{Event, GenerateOptions, Generation, Session, StopReason, Strategy};
 use clap::Parser;
 use eframe::egui;
 use std::path::{Path, PathBuf};
@@ -57,6 +57,13 @@ struct Args {
     /// Generate at start-up, then save a PNG of the window here.
     #[arg(long)]
     screenshot: Option<PathBuf>,
+    /// Also save a PNG while a block is half denoised (masked slots visible).
+    #[arg(long, value_name = "PATH")]
+    step_screenshot: Option<PathBuf>,
+    /// Test hook for the Stop button: press it after this many denoising steps, then generate
+    /// again to show the session is still usable (headless mode).
+    #[arg(long, value_name = "N")]
+    stop_after_steps: Option<usize>,
     /// Generate at start-up and close the window when done (after the screenshot, if any);
     /// the exit code is 0 only if loading, generating and saving all worked.
     #[arg(long)]
@@ -128,6 +135,7 @@ enum Msg {
     Loaded {
         dir: String,
         summary: String,
+        block_size: usize,
     },
     LoadFailed(String),
     /// One denoising step: the generated slots of the current block (`None` = still masked).
@@ -205,7 +213,7 @@ fn worker_loop(rx: mpsc::Receiver<Cmd>, adapter: Option<wgpu::Adapter>, cancel: 
                         let (weights, cache) = s.session.memory();
                         let summary = format!(
                             "{:?}, {} layers, hidden {}, {} heads, vocab {}, block {}, context {}, {:?} \
-                             ({:.1} MiB weights + {:.1} MiB KV cache)",
+                             ({} weights + {} KV cache)",
                             info.architecture,
                             info.layers,
                             info.hidden,
@@ -214,11 +222,11 @@ fn worker_loop(rx: mpsc::Receiver<Cmd>, adapter: Option<wgpu::Adapter>, cancel: 
                             info.block_size,
                             info.context,
                             info.dtype,
-                            weights as f64 / (1 << 20) as f64,
-                            cache as f64 / (1 << 20) as f64
+                            human_bytes(weights),
+                            human_bytes(cache)
                         );
                         session = Some(s);
-                        send(Msg::Loaded { dir: dir.display().to_string(), summary });
+                        send(Msg::Loaded { dir: dir.display().to_string(), summary, block_size: info.block_size });
                     }
                     Err(e) => send(Msg::LoadFailed(e.to_string())),
                 }
@@ -286,16 +294,56 @@ enum Phase {
     Generating,
 }
 
+type ShotSlot = Arc<Mutex<Option<Arc<egui::ColorImage>>>>;
+
 /// Headless driver: generate once, screenshot, maybe exit.
 struct Auto {
     screenshot: Option<PathBuf>,
+    step_screenshot: Option<PathBuf>,
+    stop_after_steps: Option<usize>,
     exit: bool,
-    started: bool,
-    /// Frames drawn since the generation finished (or failed).
+    runs: u32,
+    steps_seen: usize,
+    stop_pressed: bool,
+    /// Frames drawn since the last generation finished (or failed).
     frames_after: u32,
-    shot_requested: bool,
-    shot: Arc<Mutex<Option<Arc<egui::ColorImage>>>>,
+    /// Screenshots asked for, not yet saved.
+    pending: Vec<(PathBuf, ShotSlot)>,
     failed: bool,
+}
+
+impl Auto {
+    fn request_shot(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let slot: ShotSlot = Arc::new(Mutex::new(None));
+        let (target, repaint) = (slot.clone(), ctx.clone());
+        ctx.request_screenshot(move |image| {
+            if let Ok(mut s) = target.lock() {
+                *s = Some(image);
+            }
+            repaint.request_repaint();
+        });
+        self.pending.push((path, slot));
+    }
+
+    /// Saves the screenshots that arrived; true when none is left.
+    fn save_arrived(&mut self) -> bool {
+        let mut failed = false;
+        self.pending.retain(|(path, slot)| {
+            let Some(image) = slot.lock().ok().and_then(|mut s| s.take()) else { return true };
+            match save_png(path, &image) {
+                Ok(()) => {
+                    println!("desktop: saved {}x{} screenshot to {}", image.size[0], image.size[1], path.display())
+                }
+                Err(e) => {
+                    eprintln!("desktop: cannot save the screenshot to {}: {e}", path.display());
+                    failed = true;
+                }
+            }
+            false
+        });
+        self.failed |= failed;
+        self.pending.is_empty()
+    }
 }
 
 struct App {
@@ -326,6 +374,7 @@ struct App {
     block: Vec<Option<String>>,
     block_label: String,
     stats: Option<(Stats, String)>,
+    last_stop: Option<StopReason>,
     stopping: bool,
 }
 
@@ -333,18 +382,21 @@ impl App {
     fn new(cc: &eframe::CreationContext<'_>, args: Args, exit_code: Arc<AtomicI32>) -> App {
         let adapter = cc.wgpu_render_state.as_ref().map(|rs| rs.adapter.clone());
         let worker = Worker::spawn(cc.egui_ctx.clone(), adapter);
-        let headless = args.screenshot.is_some() || args.exit_after_generate;
+        let headless = args.screenshot.is_some() || args.step_screenshot.is_some() || args.exit_after_generate;
         let model_dir = args.model.unwrap_or_else(default_model_dir);
         let mut app = App {
             worker,
             exit_code,
             auto: headless.then(|| Auto {
                 screenshot: args.screenshot,
+                step_screenshot: args.step_screenshot,
+                stop_after_steps: args.stop_after_steps,
                 exit: args.exit_after_generate,
-                started: false,
+                runs: 0,
+                steps_seen: 0,
+                stop_pressed: false,
                 frames_after: 0,
-                shot_requested: false,
-                shot: Arc::new(Mutex::new(None)),
+                pending: Vec::new(),
                 failed: false,
             }),
             phase: Phase::Idle,
@@ -367,6 +419,7 @@ impl App {
             block: Vec::new(),
             block_label: String::new(),
             stats: None,
+            last_stop: None,
             stopping: false,
         };
         app.load();
@@ -409,6 +462,7 @@ impl App {
         self.block.clear();
         self.block_label.clear();
         self.stats = None;
+        self.last_stop = None;
         self.worker.cancel.store(false, Ordering::SeqCst);
         let _ = self.worker.tx.send(Cmd::Generate { prompt: self.prompt.clone(), options: Box::new(self.options()) });
     }
@@ -424,12 +478,28 @@ impl App {
         }
     }
 
-    fn drain(&mut self) {
-        while let Ok(msg) = self.worker.rx.try_recv() {
+    fn drain(&mut self, ctx: &egui::Context) {
+        loop {
+            let msg = match self.worker.rx.try_recv() {
+                Ok(msg) => msg,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    // Only a panic ends the worker while the window lives: say so, never hang.
+                    if self.error.is_none() || self.phase != Phase::Idle {
+                        self.error = Some("the worker thread stopped unexpectedly; restart the app".into());
+                        eprintln!("desktop: the worker thread stopped unexpectedly");
+                        self.fail_auto();
+                    }
+                    self.phase = Phase::Idle;
+                    self.loaded = None;
+                    break;
+                }
+            };
             match msg {
                 Msg::Gpu(name) => self.adapter = name,
-                Msg::Loaded { dir, summary } => {
+                Msg::Loaded { dir, summary, block_size } => {
                     self.phase = Phase::Idle;
+                    self.steps = block_size as u32;
                     self.loaded = Some((dir, summary));
                 }
                 Msg::LoadFailed(e) => {
@@ -441,7 +511,21 @@ impl App {
                 }
                 Msg::Step { block, step, slots, masked } => {
                     self.block_label = format!("block {block}, step {step}, {masked} masked");
+                    let half_done = block >= 1 && masked > 0 && slots.iter().any(Option::is_some);
                     self.block = slots;
+                    if let Some(a) = &mut self.auto {
+                        a.steps_seen += 1;
+                        if half_done {
+                            if let Some(path) = a.step_screenshot.take() {
+                                a.request_shot(ctx, path);
+                            }
+                        }
+                        if !a.stop_pressed && a.stop_after_steps.is_some_and(|n| a.steps_seen >= n) {
+                            a.stop_pressed = true;
+                            println!("desktop: pressing Stop after {} steps", a.steps_seen);
+                            self.stop();
+                        }
+                    }
                 }
                 Msg::Block(text) => {
                     self.committed.push_str(&text);
@@ -452,6 +536,7 @@ impl App {
                     self.block.clear();
                     self.block_label.clear();
                     self.stats = Some((g.stats.clone(), format!("{:?}", g.stop)));
+                    self.last_stop = Some(g.stop);
                     if self.auto.is_some() {
                         let s = &g.stats;
                         println!(
@@ -472,61 +557,47 @@ impl App {
         }
     }
 
-    /// Headless mode: start once the model is loaded; after the run, let a few frames draw the
-    /// result, take the screenshot, save it and (optionally) close.
+    /// Headless mode: start once the model is loaded (and once more after a test Stop); after the
+    /// run, let a few frames draw the result, take the screenshot, save it and (optionally) close.
     fn drive_auto(&mut self, ctx: &egui::Context) {
-        let phase = self.phase;
-        let ready = self.loaded.is_some();
+        let (phase, ready, last_stop) = (self.phase, self.loaded.is_some(), self.last_stop);
         let Some(a) = &mut self.auto else { return };
-        if !a.started {
-            if a.failed {
-                a.started = true; // the model did not load: go straight to the screenshot
-            } else if phase == Phase::Idle && ready {
-                a.started = true;
-                self.generate();
-                ctx.request_repaint();
-                return;
-            } else {
-                return;
-            }
-        }
         if phase != Phase::Idle {
             return;
+        }
+        let again = a.runs == 1 && a.stop_pressed && !a.failed;
+        if again && last_stop != Some(StopReason::Cancelled) {
+            eprintln!("desktop: Stop did not cancel the generation (stop reason {last_stop:?})");
+            a.failed = true;
+        }
+        if (a.runs == 0 && ready && !a.failed) || (again && !a.failed) {
+            a.runs += 1;
+            a.frames_after = 0;
+            self.generate();
+            ctx.request_repaint();
+            return;
+        }
+        if a.runs == 0 && !a.failed {
+            return; // still loading
         }
         a.frames_after += 1;
         ctx.request_repaint();
         if a.frames_after < 3 {
             return;
         }
-        if let Some(path) = a.screenshot.clone() {
-            if !a.shot_requested {
-                a.shot_requested = true;
-                let slot = a.shot.clone();
-                let repaint = ctx.clone();
-                ctx.request_screenshot(move |image| {
-                    if let Ok(mut s) = slot.lock() {
-                        *s = Some(image);
-                    }
-                    repaint.request_repaint();
-                });
-                return;
-            }
-            let image = a.shot.lock().ok().and_then(|mut s| s.take());
-            let Some(image) = image else { return };
-            match save_png(&path, &image) {
-                Ok(()) => {
-                    println!("desktop: saved {}x{} screenshot to {}", image.size[0], image.size[1], path.display())
-                }
-                Err(e) => {
-                    eprintln!("desktop: cannot save the screenshot to {}: {e}", path.display());
-                    a.failed = true;
-                }
-            }
-            a.screenshot = None;
+        if let Some(path) = a.screenshot.take() {
+            a.request_shot(ctx, path);
+        }
+        if let Some(path) = a.step_screenshot.take() {
+            eprintln!("desktop: no half-denoised block was seen, so {} was not saved", path.display());
+            a.failed = true;
+        }
+        if !a.save_arrived() {
+            return;
         }
         if a.exit {
-            self.exit_code.store(if a.failed { 1 } else { 0 }, Ordering::SeqCst);
             a.exit = false;
+            self.exit_code.store(if a.failed { 1 } else { 0 }, Ordering::SeqCst);
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
         }
     }
@@ -578,11 +649,11 @@ impl App {
         ui.add_space(10.0);
         ui.horizontal(|ui| {
             let can_generate = !busy && self.loaded.is_some();
-            if ui.add_enabled(can_generate, egui::Button::new("▶ Generate")).clicked() {
+            if ui.add_enabled(can_generate, egui::Button::new("Generate")).clicked() {
                 self.generate();
             }
             let can_stop = self.phase == Phase::Generating && !self.stopping;
-            if ui.add_enabled(can_stop, egui::Button::new("■ Stop")).clicked() {
+            if ui.add_enabled(can_stop, egui::Button::new("Stop")).clicked() {
                 self.stop();
             }
         });
@@ -636,7 +707,7 @@ impl App {
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let ctx = ui.ctx().clone();
-        self.drain();
+        self.drain(&ctx);
         self.drive_auto(&ctx);
         if self.phase != Phase::Idle {
             ctx.request_repaint_after(std::time::Duration::from_millis(100));
@@ -693,7 +764,9 @@ impl eframe::App for App {
             ui.horizontal(|ui| {
                 ui.label("Output");
                 if !self.block_label.is_empty() {
-                    ui.weak(format!("— {} ({MASK_GLYPH} = masked)", self.block_label));
+                    // Monospace: egui's default monospace font (Hack) has the block glyph.
+                    let label = format!("— {} ({MASK_GLYPH} = masked)", self.block_label);
+                    ui.label(egui::RichText::new(label).monospace().weak());
                 }
             });
             egui::Frame::group(ui.style()).show(ui, |ui| {
@@ -708,6 +781,14 @@ impl eframe::App for App {
 
     fn on_exit(&mut self) {
         self.worker.cancel.store(true, Ordering::SeqCst);
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", b as f64 / 1024.0)
     }
 }
 

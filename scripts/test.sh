@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check of the project: formatting, lints, the wasm build, and all tests (GPU tests on
-# lavapipe when no GPU is present). Usage: ./scripts/test.sh
+# Runs every check of the project: formatting, lints, the wasm build, all Rust tests (GPU tests on
+# lavapipe when no GPU is present), the desktop example under Xvfb, and the browser tests in
+# Debian's Chromium. Usage: ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
@@ -16,3 +17,7 @@ cargo build --target wasm32-unknown-unknown --no-default-features --features web
 echo "== cargo test"
 ./scripts/fetch-qwen-tokenizer.sh
 cargo test --all-targets
+echo "== desktop example under Xvfb (lavapipe)"
+./scripts/desktop-test.sh
+echo "== browser: npm package, demo page, Chromium WebGPU tests"
+./web/test.sh

@@ -33,6 +33,7 @@ struct Sample {
     p_token: f32,
     p_max: f32,
     entropy: f32,
+    draw: f32,      // a uniform in (0, 1) for the unmasking rule (DDPM reveals)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -208,9 +209,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         tau = lo;
     }
 
+    let row_key = pcg((p.pos_base + row) + pcg(p.step + pcg(p.seed_lo + pcg(p.seed_hi))));
     var chosen = top;
     if (!greedy) {
-        let row_key = pcg((p.pos_base + row) + pcg(p.step + pcg(p.seed_lo + pcg(p.seed_hi))));
         var g_best = NEG;
         var g_i = 0xffffffffu;
         for (var v = t; v < p.vocab; v += WG) {
@@ -232,6 +233,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         s.p_token = exp(z_of(base, chosen, inv_t) - zmax) / zsum;
         s.p_max = 1.0 / zsum;
         s.entropy = entropy;
+        s.draw = unit(pcg(row_key ^ 0x68bc21ebu));
         out[row] = s;
     }
 }

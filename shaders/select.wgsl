@@ -5,7 +5,8 @@
 // Strategies:
 //   0 first-hitting   one uniformly chosen masked position per step
 //   1 ddpm            each masked position revealed with probability (t - s) / t, t = k/T, s = (k-1)/T
-//                     with k steps left (log-linear schedule); the last step reveals all
+//                     with k steps left (log-linear schedule; the sampler's per-position `draw` is
+//                     the uniform); the last step reveals all
 //   2 confidence      highest p_token first: k_fixed per step, or ceil(masked / steps left), or with
 //                     threshold > 0 every position with p_token >= threshold (at least one)
 //   3 entropy-bounded lowest entropy first, while the summed entropy stays <= bound (at least one)
@@ -32,6 +33,7 @@ struct Sample {
     p_token: f32,
     p_max: f32,
     entropy: f32,
+    draw: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,6 +42,7 @@ struct Sample {
 @group(0) @binding(3) var<storage, read_write> state: array<u32>;
 
 const MAX_BLOCK: u32 = 256u;
+const NONE: u32 = 0xffffffffu;
 
 fn pcg(v: u32) -> u32 {
     let s = v * 747796405u + 2891336453u;
@@ -59,13 +62,33 @@ fn rank_key(i: u32) -> f32 {
     return samples[i].p_token;
 }
 
+fn is_masked(i: u32) -> bool {
+    return tokens[p.tok_offset + i] == p.mask_id;
+}
+
+// The best still-masked position (ties: the lowest position), or NONE.
+fn best_masked(len: u32) -> u32 {
+    var best = NONE;
+    for (var i = 0u; i < len; i++) {
+        if (is_masked(i) && (best == NONE || rank_key(i) > rank_key(best))) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+fn commit(i: u32) {
+    tokens[p.tok_offset + i] = samples[i].token;
+}
+
+// Positions are committed by writing their token, so "still masked" doubles as "not yet
+// chosen": repeated scans replace a sort and need no arrays.
 @compute @workgroup_size(1, 1, 1)
 fn main() {
-    var masked: array<u32, MAX_BLOCK>;
+    let len = min(p.len, MAX_BLOCK);
     var n = 0u;
-    for (var i = 0u; i < min(p.len, MAX_BLOCK); i++) {
-        if (tokens[p.tok_offset + i] == p.mask_id) {
-            masked[n] = i;
+    for (var i = 0u; i < len; i++) {
+        if (is_masked(i)) {
             n++;
         }
     }
@@ -79,58 +102,60 @@ fn main() {
     if (p.steps > p.step) {
         steps_left = p.steps - p.step;
     }
-    var commit_n = 0u;
+    var done = 0u;
 
     if (p.strategy == 0u) {
-        let pick = masked[pcg(key) % n];
-        tokens[p.tok_offset + pick] = samples[pick].token;
-        commit_n = 1u;
+        // The r-th masked position, r uniform in [0, n).
+        var r = pcg(key) % n;
+        for (var i = 0u; i < len; i++) {
+            if (is_masked(i)) {
+                if (r == 0u) {
+                    commit(i);
+                    break;
+                }
+                r--;
+            }
+        }
+        done = 1u;
     } else if (p.strategy == 1u) {
+        // The per-position uniform draw comes from the sampler (hashing in this loop made
+        // lavapipe leak memory on every dispatch).
         let reveal = 1.0 / f32(steps_left);
-        for (var j = 0u; j < n; j++) {
-            let i = masked[j];
-            if (steps_left == 1u || unit(pcg(pcg(i) ^ key)) < reveal) {
-                tokens[p.tok_offset + i] = samples[i].token;
-                commit_n++;
+        for (var i = 0u; i < len; i++) {
+            if (is_masked(i) && (steps_left == 1u || samples[i].draw < reveal)) {
+                commit(i);
+                done++;
             }
         }
-    } else {
-        // Selection sort of the masked positions by rank key (stable: ties keep position order).
-        for (var a = 0u; a < n; a++) {
-            var best = a;
-            for (var b = a + 1u; b < n; b++) {
-                if (rank_key(masked[b]) > rank_key(masked[best])) {
-                    best = b;
-                }
-            }
-            let tmp = masked[a];
-            masked[a] = masked[best];
-            masked[best] = tmp;
-        }
-        var take = 1u;
-        if (p.strategy == 2u) {
-            if (p.threshold > 0.0) {
-                while (take < n && samples[masked[take]].p_token >= p.threshold) {
-                    take++;
-                }
-            } else if (p.k_fixed > 0u) {
+    } else if (p.strategy == 2u) {
+        var take = n;
+        if (p.threshold <= 0.0) {
+            if (p.k_fixed > 0u) {
                 take = min(p.k_fixed, n);
             } else {
                 take = (n + steps_left - 1u) / steps_left;
             }
-        } else {
-            var total = samples[masked[0]].entropy;
-            while (take < n && total + samples[masked[take]].entropy <= p.entropy_bound) {
-                total += samples[masked[take]].entropy;
-                take++;
+        }
+        loop {
+            let b = best_masked(len);
+            if (b == NONE || done == take || (done > 0u && p.threshold > 0.0 && samples[b].p_token < p.threshold)) {
+                break;
             }
+            commit(b);
+            done++;
         }
-        for (var j = 0u; j < take; j++) {
-            let i = masked[j];
-            tokens[p.tok_offset + i] = samples[i].token;
+    } else {
+        var total = 0.0;
+        loop {
+            let b = best_masked(len);
+            if (b == NONE || (done > 0u && total + samples[b].entropy > p.entropy_bound)) {
+                break;
+            }
+            total += samples[b].entropy;
+            commit(b);
+            done++;
         }
-        commit_n = take;
     }
-    state[0] = n - commit_n;
-    state[1] = commit_n;
+    state[0] = n - done;
+    state[1] = done;
 }

@@ -313,11 +313,11 @@ fn gpu_samples(
     s: sample::SampleSettings,
 ) -> Vec<sample::Sample> {
     let lb = gpu.upload_f32("logits", logits).unwrap();
-    let out = gpu.storage("samples", (rows * 16) as u64).unwrap();
+    let out = gpu.storage("samples", (rows * 20) as u64).unwrap();
     let mut rec = gpu.recorder();
     sample::SampleRows { logits: &lb, rows, vocab, stride: vocab, settings: s, out: &out }.encode(&mut rec).unwrap();
     rec.submit().unwrap();
-    let words = read(gpu, &out, rows * 4);
+    let words = read(gpu, &out, rows * 5);
     bytemuck::cast_slice::<f32, sample::Sample>(&words).to_vec()
 }
 
@@ -412,6 +412,7 @@ fn select_matches_cpu_for_every_rule() {
             p_token: ((i * 7) % 11) as f32 / 11.0,
             p_max: 0.5,
             entropy: ((i * 5) % 13) as f32 / 4.0,
+            draw: ((i * 3) % 8) as f32 / 8.0 + 0.01,
         })
         .collect();
     let mut start = vec![mask; len];

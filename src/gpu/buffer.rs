@@ -92,32 +92,21 @@ impl Gpu {
         Ok(GpuBuffer { buf, stats: self.mem.clone() })
     }
 
-    /// A storage buffer initialised with `data` (padded to 4 bytes).
+    /// A storage buffer initialised with `data` (padded to 4 bytes). The data goes through the
+    /// queue's staging belt (memory of buffers mapped at creation was not always returned to the
+    /// system on drop, which leaked across load/dispose cycles).
     pub fn upload(&self, label: &str, data: &[u8]) -> Result<GpuBuffer> {
-        let size = (data.len() as u64).max(4).next_multiple_of(4);
-        self.check_size(label, size)?;
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size,
-            usage: STORAGE,
-            mapped_at_creation: true,
-        });
-        {
-            let mut view = buf
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Gpu(format!("mapping '{label}' for upload: {e}")))?;
-            if data.len() as u64 == size {
-                view.copy_from_slice(data);
-            } else {
-                let mut padded = data.to_vec();
-                padded.resize(size as usize, 0);
-                view.copy_from_slice(&padded);
-            }
+        let buf = self.storage(label, data.len() as u64)?;
+        let whole = data.len() / 4 * 4;
+        if whole > 0 {
+            self.queue.write_buffer(&buf.buf, 0, &data[..whole]);
         }
-        buf.unmap();
-        self.mem.add(size);
-        Ok(GpuBuffer { buf, stats: self.mem.clone() })
+        if whole < data.len() {
+            let mut tail = data[whole..].to_vec();
+            tail.resize(4, 0);
+            self.queue.write_buffer(&buf.buf, whole as u64, &tail);
+        }
+        Ok(buf)
     }
 
     pub fn upload_f32(&self, label: &str, data: &[f32]) -> Result<GpuBuffer> {

@@ -11,7 +11,7 @@ pub const SOURCE: KernelSource = KernelSource {
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::ReadWrite],
 };
 
-/// What the sampler reports per position (16 bytes, as in the shader).
+/// What the sampler reports per position (20 bytes, as in the shader).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Sample {
@@ -22,6 +22,8 @@ pub struct Sample {
     pub p_max: f32,
     /// Entropy of the row (nats).
     pub entropy: f32,
+    /// A uniform number in (0, 1) for the unmasking rule (DDPM's reveal decision).
+    pub draw: f32,
 }
 
 /// Sampling settings for one dispatch.
@@ -160,7 +162,9 @@ pub fn cpu_row(logits: &[f32], s: &SampleSettings, row: u32) -> Sample {
         }
     }
     let zc = z[chosen].unwrap_or(zmax);
+    let key = rng::row_key(s.seed, s.step, s.pos_base.wrapping_add(row));
     Sample {
+        draw: rng::unit(rng::pcg(key ^ 0x68bc_21eb)),
         token: chosen as u32,
         p_token: (((zc - zmax) as f64).exp() / s0) as f32,
         p_max: (1.0 / s0) as f32,

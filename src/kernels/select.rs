@@ -105,66 +105,63 @@ pub fn cpu(
     steps: u32,
     seed: u64,
 ) -> (u32, u32) {
-    let mut masked: Vec<usize> = (0..tokens.len()).filter(|&i| tokens[i] == mask_id).collect();
-    let n = masked.len();
+    let n = tokens.iter().filter(|&&t| t == mask_id).count();
     if n == 0 {
         return (0, 0);
     }
     let key = rng::select_key(seed, step);
     let steps_left = if steps > step { steps - step } else { 1 };
-    let mut commit = Vec::new();
+    let mut done = 0;
+    // The best still-masked position, ties to the lowest position (as the shader scans).
+    let best = |tokens: &[u32], key_of: &dyn Fn(usize) -> f32| {
+        (0..tokens.len()).filter(|&i| tokens[i] == mask_id).fold(None, |b: Option<usize>, i| match b {
+            Some(j) if key_of(i) <= key_of(j) => Some(j),
+            _ => Some(i),
+        })
+    };
     match rule {
-        Rule::FirstHitting => commit.push(masked[(rng::pcg(key) as usize) % n]),
+        Rule::FirstHitting => {
+            let r = rng::pcg(key) as usize % n;
+            let i = (0..tokens.len()).filter(|&i| tokens[i] == mask_id).nth(r).unwrap_or(0);
+            tokens[i] = samples[i].token;
+            done = 1;
+        }
         Rule::Ddpm => {
             let reveal = 1.0 / steps_left as f32;
-            for &i in &masked {
-                if steps_left == 1 || rng::unit(rng::pcg(rng::pcg(i as u32) ^ key)) < reveal {
-                    commit.push(i);
+            for i in 0..tokens.len() {
+                if tokens[i] == mask_id && (steps_left == 1 || samples[i].draw < reveal) {
+                    tokens[i] = samples[i].token;
+                    done += 1;
                 }
             }
         }
-        Rule::Confidence { .. } | Rule::EntropyBounded { .. } => {
-            let key_of = |i: usize| match rule {
-                Rule::EntropyBounded { .. } => -samples[i].entropy,
-                _ => samples[i].p_token,
+        Rule::Confidence { k, threshold } => {
+            let take = if threshold > 0.0 {
+                n
+            } else if k > 0 {
+                (k as usize).min(n)
+            } else {
+                n.div_ceil(steps_left as usize)
             };
-            // Same stable selection order as the shader.
-            for a in 0..n {
-                let mut best = a;
-                for b in a + 1..n {
-                    if key_of(masked[b]) > key_of(masked[best]) {
-                        best = b;
-                    }
+            while let Some(b) = best(tokens, &|i| samples[i].p_token) {
+                if done == take || (done > 0 && threshold > 0.0 && samples[b].p_token < threshold) {
+                    break;
                 }
-                masked.swap(a, best);
+                tokens[b] = samples[b].token;
+                done += 1;
             }
-            let mut take = 1;
-            match rule {
-                Rule::Confidence { k, threshold } => {
-                    if threshold > 0.0 {
-                        while take < n && samples[masked[take]].p_token >= threshold {
-                            take += 1;
-                        }
-                    } else if k > 0 {
-                        take = (k as usize).min(n);
-                    } else {
-                        take = n.div_ceil(steps_left as usize);
-                    }
+        }
+        Rule::EntropyBounded { bound } => {
+            let mut total = 0.0;
+            while let Some(b) = best(tokens, &|i| -samples[i].entropy) {
+                if done > 0 && total + samples[b].entropy > bound {
+                    break;
                 }
-                Rule::EntropyBounded { bound } => {
-                    let mut total = samples[masked[0]].entropy;
-                    while take < n && total + samples[masked[take]].entropy <= bound {
-                        total += samples[masked[take]].entropy;
-                        take += 1;
-                    }
-                }
-                _ => {}
+                total += samples[b].entropy;
+                tokens[b] = samples[b].token;
+                done += 1;
             }
-            commit.extend_from_slice(&masked[..take]);
         }
     }
-    for &i in &commit {
-        tokens[i] = samples[i].token;
-    }
-    ((n - commit.len()) as u32, commit.len() as u32)
+    ((n - done) as u32, done as u32)
 }

@@ -148,6 +148,14 @@ impl Model {
         match detect(&files.config)? {
             Architecture::Bd3lm => {
                 let cfg = Bd3lmConfig::from_json(&files.config)?;
+                let d = cfg.hidden_dim;
+                preflight(
+                    gpu,
+                    dtype,
+                    &[("backbone.blocks.*.mlp.2", 4 * d), ("output_layer.linear", d)],
+                    cfg.vocab_size,
+                    cfg.model_length * d,
+                )?;
                 if cfg.time_conditioning {
                     return Err(Error::config(
                         "time_conditioning = true is not supported yet (released BD3-LMs use false)",
@@ -163,6 +171,13 @@ impl Model {
                 if context < 2 * cfg.block_size {
                     return Err(Error::options(format!("context {context} must hold at least two blocks")));
                 }
+                preflight(
+                    gpu,
+                    dtype,
+                    &[("mlp.down_proj", cfg.intermediate_size), ("self_attn.o_proj", cfg.n_heads * cfg.head_dim)],
+                    cfg.vocab_size,
+                    context * cfg.n_kv_heads * cfg.head_dim,
+                )?;
                 let ck = files.checkpoint()?;
                 let w = sdar::SdarWeights::from_checkpoint(&cfg, &ck)?;
                 Ok(Model::Sdar(Sdar::upload(gpu, cfg, &w, dtype, context)?))
@@ -316,6 +331,27 @@ impl Model {
         }
         Ok((logits, hidden))
     }
+}
+
+/// Checks, before anything is allocated, that one row of the widest weights, one row of logits
+/// and one layer of the KV cache each fit a storage binding of this device.
+fn preflight(gpu: &Gpu, dtype: DType, widest: &[(&str, usize)], vocab: usize, kv_layer_floats: usize) -> Result<()> {
+    let cap = gpu.max_storage_binding();
+    let mut needs: Vec<(String, u64)> =
+        widest.iter().map(|(name, cols)| (format!("a row of {name}"), (*cols * dtype.size()) as u64)).collect();
+    needs.push(("one row of logits".into(), (vocab * 4) as u64));
+    needs.push(("one layer of the KV cache".into(), (kv_layer_floats * 4) as u64));
+    for (what, bytes) in needs {
+        if bytes > cap {
+            return Err(Error::Limit {
+                adapter: format!("{} ({what})", gpu.adapter.name),
+                limit: "max_storage_buffer_binding_size",
+                needed: bytes,
+                available: cap,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The architecture named by `config.json` (`model_type`, else `architectures`).

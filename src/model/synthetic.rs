@@ -45,6 +45,21 @@ pub fn random_bd3lm(
     context: usize,
     block: usize,
 ) -> (serde_json::Value, Vec<u8>) {
+    let (config, tensors) = bd3lm_tensors(layers, d, heads, vocab, context, block);
+    (config, safetensors_bytes(&tensors))
+}
+
+/// The config and tensors of [`random_bd3lm`], for tests that alter a checkpoint.
+pub type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+pub fn bd3lm_tensors(
+    layers: usize,
+    d: usize,
+    heads: usize,
+    vocab: usize,
+    context: usize,
+    block: usize,
+) -> (serde_json::Value, Tensors) {
     let cond = 128;
     let mut seed = 100;
     let mut t = |name: &str, shape: Vec<usize>, scale: f32| {
@@ -83,7 +98,7 @@ pub fn random_bd3lm(
         "n_blocks": layers, "cond_dim": cond, "vocab_size": vocab, "model_length": context,
         "block_size": block, "adaln": true, "time_conditioning": false
     });
-    (config, safetensors_bytes(&tensors))
+    (config, tensors)
 }
 
 /// `config.json` and `model.safetensors` of an SDAR (Qwen3-layout) model with random weights;

@@ -100,7 +100,7 @@ impl BlockBuffers {
         }
         Ok(BlockBuffers {
             ws,
-            samples: gpu.storage("samples", (block * 16) as u64)?,
+            samples: gpu.storage("samples", (block * std::mem::size_of::<crate::kernels::sample::Sample>()) as u64)?,
             state: gpu.storage("select state", 8)?,
             staging: gpu.staging(((block + 2) * 4) as u64),
             block,

@@ -134,7 +134,7 @@ pub async fn load_session(
         ));
     }
     let gpu = Gpu::new(GpuOptions::default()).await.map_err(|e| from_error(&e))?;
-    let session = match Session::load(&gpu, &files, &LoadOptions { dtype }) {
+    let session = match Session::load(&gpu, &files, &LoadOptions { dtype, ..Default::default() }) {
         Ok(s) => s,
         Err(e) => {
             gpu.device.destroy();

@@ -61,7 +61,7 @@ def score_tokens(model, tokens, n_samples, seed, batch=16, log_every=0):
     mean = float(per_tok.mean())
     se = float(per_tok.std(ddof=1) / math.sqrt(n_samples)) if n_samples > 1 else float("nan")
     return dict(nll_per_token=mean, std_err=se, n_tokens=counted, n_windows=len(wins), n_samples=n_samples,
-                seed=seed, ppl_bound=math.exp(mean))
+                seed=seed, ppl_bound=math.exp(mean), per_sample=per_tok.tolist())
 
 
 def unigram_baseline(train_token_lists, eval_tokens, vocab_size, exclude_ids):

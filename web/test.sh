@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Browser tests of the npm package and the demo, in real headless Chromium (WebGPU; SwiftShader
+# when there is no GPU). Idempotent: installs Debian's chromium and playwright-core (npm ci, never
+# a downloaded browser), builds web/pkg with web/build.sh, runs `node --test web/test/` and ends
+# with a line "N passed, M failed".
+# Usage: web/test.sh        env: SKIP_BUILD=1 (reuse web/pkg), BLOCKDIFF_TEST_MODEL=/url/path/
+#                                (a model directory under the repository; default the bundled
+#                                /models/bd3lm-shakespeare-tiny/), CHROMIUM=/path/to/chromium
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+need_apt() {
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing ${missing[*]} ..." >&2
+        as_root apt-get update -qq >&2
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >&2
+    fi
+}
+
+if [ -z "${CHROMIUM:-}" ]; then need_apt chromium; fi
+command -v node >/dev/null || need_apt nodejs npm
+
+# playwright-core only (it drives the system Chromium; `playwright install` is never run).
+want=$(node -p "require('./web/package-lock.json').packages['node_modules/playwright-core'].version")
+have=$(node -p "try { require('./web/node_modules/playwright-core/package.json').version } catch { '' }")
+if [ "$want" != "$have" ]; then
+    echo "== npm ci (playwright-core $want)"
+    (cd web && npm ci --no-audit --no-fund)
+fi
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    web/build.sh
+fi
+
+mkdir -p web/test/artifacts
+TAP=web/test/artifacts/results.tap
+echo "== node --test web/test/"
+set +e
+(cd web && node --test --test-concurrency=1 \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="test/artifacts/results.tap" \
+    test/*.test.mjs)
+rc=$?
+set -e
+pass=$(awk '/^# pass /{print $3}' "$TAP" | tail -1)
+fail=$(awk '/^# fail /{print $3}' "$TAP" | tail -1)
+skipped=$(awk '/^# skipped /{print $3}' "$TAP" | tail -1)
+cancelled=$(awk '/^# cancelled /{print $3}' "$TAP" | tail -1)
+fail=$((${fail:-0} + ${cancelled:-0}))
+echo "${pass:-0} passed, ${fail} failed${skipped:+, $skipped skipped}"
+echo "artifacts: web/test/artifacts/ (demo.png, denoising.png, metrics.json, browser.log)"
+exit $rc
