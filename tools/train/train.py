@@ -476,8 +476,8 @@ t = 1e-3 + (1-1e-3)·u per block):
 over {ev['n_tokens']:,} counted tokens ({ev['n_windows']} windows). The bound is loose for a model this
 small; the point is that it beats the unigram baseline by a wide margin on a play it never saw.
 
-Cross-check for the runtime: `tests/data/demo_trainer_score.json` holds a {r['demo']['n_tokens']+1}-token passage of
-Hamlet ("To be, or not to be" …) and its bound from the same protocol with {r['demo']['n_samples']} samples:
+Cross-check for the runtime: `tests/data/demo_trainer_score.json` holds a passage of
+Hamlet ("To be, or not to be" …, {r['demo']['n_tokens']} counted tokens) and its bound from the same protocol with {r['demo']['n_samples']} samples:
 {r['demo']['nll_per_token']:.3f} ± {r['demo']['std_err']:.3f} nats/token (plus the spread of
 {r['demo'].get('chunk_size', 64)}-sample estimates).
 
