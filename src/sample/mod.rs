@@ -303,7 +303,7 @@ impl Loop<'_> {
             step += 1;
             let event =
                 Event::Step { block: block_index, step, tokens: &tokens, mask_id: self.mask_id, masked: left as usize };
-            if !on_event(event) {
+            if self.opts.stream_steps && !on_event(event) {
                 return Ok(None);
             }
             if left == 0 {
