@@ -394,24 +394,7 @@ impl Bd3lm {
 
     /// Records `logits[..rows] = h[row0..row0 + rows] W^T + b` into `ws.logits`.
     pub fn encode_logits(&self, rec: &mut Recorder, ws: &Workspace, row0: usize, rows: usize) -> Result<()> {
-        let d = self.config.hidden_dim;
-        if rows > ws.logits_rows {
-            return Err(Error::input(format!("{rows} logit rows exceed the workspace's {}", ws.logits_rows)));
-        }
-        Matmul {
-            x: &ws.h,
-            x_offset: row0 * d,
-            x_stride: d,
-            m: rows,
-            w: &self.head,
-            bias: Some(&self.head_b),
-            act: Activation::None,
-            epi: Epilogue::Store,
-            y: &ws.logits,
-            y_offset: 0,
-            y_stride: self.config.vocab_size,
-        }
-        .encode(rec)
+        super::encode_head(rec, ws, &self.head, Some(&self.head_b), row0, rows)
     }
 
     pub fn gpu(&self) -> &Arc<Gpu> {

@@ -333,6 +333,36 @@ impl Model {
     }
 }
 
+/// `logits[..rows] = h[row0..row0 + rows] W^T (+ b)` into `ws.logits`: the output layer of every
+/// architecture.
+pub(crate) fn encode_head(
+    rec: &mut Recorder,
+    ws: &Workspace,
+    w: &crate::gpu::GpuMatrix,
+    bias: Option<&GpuBuffer>,
+    row0: usize,
+    rows: usize,
+) -> Result<()> {
+    if rows > ws.logits_rows {
+        return Err(Error::input(format!("{rows} logit rows exceed the workspace's {}", ws.logits_rows)));
+    }
+    let d = w.cols;
+    crate::kernels::matmul::Matmul {
+        x: &ws.h,
+        x_offset: row0 * d,
+        x_stride: d,
+        m: rows,
+        w,
+        bias,
+        act: crate::kernels::matmul::Activation::None,
+        epi: crate::kernels::matmul::Epilogue::Store,
+        y: &ws.logits,
+        y_offset: 0,
+        y_stride: w.rows,
+    }
+    .encode(rec)
+}
+
 /// Checks, before anything is allocated, that one row of the widest weights, one row of logits
 /// and one layer of the KV cache each fit a storage binding of this device.
 fn preflight(gpu: &Gpu, dtype: DType, widest: &[(&str, usize)], vocab: usize, kv_layer_floats: usize) -> Result<()> {

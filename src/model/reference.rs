@@ -69,32 +69,13 @@ impl Bd3lmReference {
                 |j: usize| -> Vec<f32> { qkv.chunks(3 * d).flat_map(|r| r[j * d..(j + 1) * d].to_vec()).collect() };
             let (q, k, v) = (part(0), part(1), part(2));
             let a = match &mut attn {
-                CpuAttn::BlockCausal => attention::cpu(
-                    &q,
-                    &k,
-                    &v,
-                    n,
-                    n,
-                    heads,
-                    heads,
-                    hd,
-                    0,
-                    Mask::BlockCausal { block },
-                    Some(&self.table),
-                ),
-                CpuAttn::Likelihood => attention::cpu(
-                    &q,
-                    &k,
-                    &v,
-                    n,
-                    n,
-                    heads,
-                    heads,
-                    hd,
-                    0,
-                    Mask::Training { block, half_n: n / 2 },
-                    Some(&self.table),
-                ),
+                CpuAttn::BlockCausal | CpuAttn::Likelihood => {
+                    let mask = match attn {
+                        CpuAttn::Likelihood => Mask::Training { block, half_n: n / 2 },
+                        _ => Mask::BlockCausal { block },
+                    };
+                    attention::cpu(&q, &k, &v, n, n, heads, heads, hd, 0, mask, Some(&self.table))
+                }
                 CpuAttn::Cached { cache, commit } => {
                     let s = cache.len;
                     let k_all = [cache.k[li].as_slice(), &k].concat();

@@ -338,23 +338,6 @@ impl Sdar {
     }
 
     pub fn encode_logits(&self, rec: &mut Recorder, ws: &Workspace, row0: usize, rows: usize) -> Result<()> {
-        if rows > ws.logits_rows {
-            return Err(Error::input(format!("{rows} logit rows exceed the workspace's {}", ws.logits_rows)));
-        }
-        let d = self.config.hidden_size;
-        Matmul {
-            x: &ws.h,
-            x_offset: row0 * d,
-            x_stride: d,
-            m: rows,
-            w: self.lm_head.as_ref().unwrap_or(&self.embed),
-            bias: None,
-            act: Activation::None,
-            epi: Epilogue::Store,
-            y: &ws.logits,
-            y_offset: 0,
-            y_stride: self.config.vocab_size,
-        }
-        .encode(rec)
+        super::encode_head(rec, ws, self.lm_head.as_ref().unwrap_or(&self.embed), None, row0, rows)
     }
 }
