@@ -40,9 +40,15 @@ fn edit_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u
     [&(hb.len() as u64).to_le_bytes()[..], &hb, &bytes[8 + n..]].concat()
 }
 
+/// A device of the test's own: its buffer accounting must not see other tests' allocations.
+fn own_gpu() -> Option<std::sync::Arc<Gpu>> {
+    common::gpu()?;
+    Some(Gpu::new_blocking(GpuOptions::default()).unwrap())
+}
+
 #[test]
 fn corrupted_checkpoints_are_clear_errors() {
-    let Some(gpu) = common::gpu() else { return };
+    let Some(gpu) = own_gpu() else { return };
     let (config, tensors) = tiny();
     let good = safetensors_bytes(&tensors);
     let base = gpu.memory().live_bytes();
@@ -145,7 +151,7 @@ fn bad_prompts_and_options_keep_the_session_usable() {
 
 #[test]
 fn load_generate_drop_cycles_do_not_leak() {
-    let Some(gpu) = common::gpu() else { return };
+    let Some(gpu) = own_gpu() else { return };
     let (config, tensors) = tiny();
     let f = files(&config, safetensors_bytes(&tensors));
     let base = gpu.memory().live_bytes();
