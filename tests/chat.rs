@@ -17,8 +17,12 @@ fn qwen_dir() -> Option<PathBuf> {
     None
 }
 
+/// A tiny random SDAR model directory on Qwen3's tokenizer; each call gets its own directory
+/// (tests run in parallel and delete theirs).
 fn tiny_sdar_dir(qwen: &std::path::Path) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("blockdiff-tiny-sdar-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("blockdiff-tiny-sdar-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (config, weights) = synthetic::random_sdar(2, 64, 4, 2, 16, 128, 151680, 4, false);
     std::fs::write(dir.join("config.json"), serde_json::to_vec(&config).unwrap()).unwrap();
