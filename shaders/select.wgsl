@@ -50,10 +50,6 @@ fn pcg(v: u32) -> u32 {
     return (word >> 22u) ^ word;
 }
 
-fn unit(x: u32) -> f32 {
-    return (f32(x >> 8u) + 0.5) / 16777216.0;
-}
-
 // Sort key: larger first. Confidence ranks by p_token, entropy-bounded by -entropy.
 fn rank_key(i: u32) -> f32 {
     if (p.strategy == 3u) {

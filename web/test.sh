@@ -9,16 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-need_apt() {
-    local missing=()
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing ${missing[*]} ..." >&2
-        as_root apt-get update -qq >&2
-        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >&2
-    fi
-}
+source scripts/env.sh   # need_apt (the same helper the other scripts use)
 
 if [ -z "${CHROMIUM:-}" ]; then need_apt chromium; fi
 command -v node >/dev/null || need_apt nodejs npm
