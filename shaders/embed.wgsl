@@ -1,5 +1,5 @@
 // out[t, :] = table[ids[t] - row0, :] for the ids that fall in this row-chunk of the table.
-// Defines: alias WT (table element type)
+// Defines: the weights snippet (alias WT and the reader w_at; see weights_*.wgsl)
 
 struct Params {
     n: u32,          // tokens
@@ -14,8 +14,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> table: array<WT>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<WT>;
+@group(0) @binding(3) var<storage, read> wq: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -27,6 +28,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let c = idx % p.d;
     let id = ids[p.ids_offset + t];
     if (id >= p.row0 && id - p.row0 < p.rows) {
-        out[p.out_offset + t * p.d + c] = f32(table[(id - p.row0) * p.d + c]);
+        out[p.out_offset + t * p.d + c] = w_at((id - p.row0) * p.d + c);
     }
 }

@@ -3,7 +3,7 @@
 //! Rooms: [`gpu`] (device, buffers, pipelines), [`kernels`] (one wrapper per WGSL shader, each
 //! with a CPU twin), [`model`] (configs, checkpoints, forward passes), [`cache`] (KV cache),
 //! [`sample`] (the block diffusion loop and its unmasking strategies), [`session`] (the API the
-//! CLI, desktop and browser share).
+//! CLI, desktop and browser share), [`quant`] (block-wise q8/q4 weight formats).
 
 pub mod cache;
 pub mod chat;
@@ -12,6 +12,7 @@ pub mod error;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod quant;
 pub mod sample;
 pub mod session;
 pub mod tokenizer;

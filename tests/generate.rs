@@ -5,7 +5,7 @@
 mod common;
 use blockdiff::kernels::{sample, select, topk};
 use blockdiff::model::reference::{Bd3lmReference, CpuAttn};
-use blockdiff::model::{bd3lm::Bd3lmWeights, Bd3lmConfig, LoadOptions, ModelFiles};
+use blockdiff::model::{bd3lm::Bd3lmWeights, Bd3lmConfig, LoadOptions, ModelFiles, Weights};
 use blockdiff::sample::{sample_settings, select_seed};
 use blockdiff::{gpu::DType, Event, GenerateOptions, ScoreOptions, Session, StopReason, Strategy};
 use std::path::PathBuf;
@@ -119,7 +119,8 @@ fn stop_strings_cancel_and_eos() {
     // EOS: a model whose output bias makes <|endoftext|> certain stops at once.
     let gpu = common::gpu().unwrap();
     let mut files = tiny_files().unwrap();
-    files.weights = boost_token(&files.weights, "backbone.output_layer.linear.bias", 50256, 1000.0);
+    let bytes = std::fs::read(PathBuf::from(&files.source).join("model.safetensors")).unwrap();
+    files.weights = Weights::Bytes(boost_token(&bytes, "backbone.output_layer.linear.bias", 50256, 1000.0));
     let mut eos = Session::load(&gpu, &files, &LoadOptions { dtype: Some(DType::F32), ..Default::default() }).unwrap();
     let mut o5 = o.clone();
     o5.stop_at_eos = true;

@@ -19,10 +19,7 @@ fn check_matmul(gpu: &Arc<Gpu>, m: usize, k: usize, n: usize, dtype: DType, act:
     let bias = rand_vec(n, 3, 0.5);
     let gate = rand_vec(n, 4, 1.0);
     let y0 = rand_vec(m * n, 5, 1.0);
-    let wq: Vec<f32> = match dtype {
-        DType::F32 => w.clone(),
-        DType::F16 => w.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
-    };
+    let wq = dtype.as_computed(&w, n, k);
     let mut want = y0.clone();
     matmul::cpu(&x, k, m, &wq, n, k, Some(&bias), act, epi, Some(&gate), &mut want, n);
 
@@ -54,6 +51,8 @@ fn check_matmul(gpu: &Arc<Gpu>, m: usize, k: usize, n: usize, dtype: DType, act:
     rec.submit().unwrap();
     let got = read(gpu, &yb, m * n);
     let scale = want.iter().fold(1.0f32, |a, v| a.max(v.abs()));
+    // The twin computes with the stored values (f16-rounded or dequantized), so only the
+    // summation order differs, except that f16 kernels round products differently on some GPUs.
     let tol = scale * if dtype == DType::F16 { 2e-3 } else { 1e-4 } * (k as f32 / 64.0).sqrt().max(1.0);
     let err = max_abs_diff(&got, &want);
     assert!(err <= tol, "matmul {m}x{k}x{n} {dtype:?} {act:?} epi {epi}: err {err} > tol {tol}");
@@ -73,6 +72,41 @@ fn matmul_matches_cpu() {
         check_matmul(&gpu, 16, 96, 130, DType::F16, GeluTanh, 0);
         check_matmul(&gpu, 3, 33, 17, DType::F16, None, 1);
     }
+}
+
+#[test]
+fn quantized_matmul_matches_cpu() {
+    let Some(gpu) = gpu() else { return };
+    use matmul::Activation::*;
+    for dtype in [DType::Q8, DType::Q4] {
+        for &(m, k, n) in &[(1, 32, 1), (1, 64, 50), (4, 96, 130), (16, 768, 96), (33, 64, 67)] {
+            check_matmul(&gpu, m, k, n, dtype, None, 0);
+        }
+        check_matmul(&gpu, 7, 64, 70, dtype, GeluTanh, 1);
+        // Width 36 is not whole groups: stored as f16/f32 instead, still correct.
+        check_matmul(&gpu, 3, 36, 20, dtype, Silu, 2);
+    }
+}
+
+#[test]
+fn tiled_matmul_path_matches_cpu() {
+    // The workgroup-memory path real GPUs take, forced on the CPU adapter.
+    let opts = blockdiff::gpu::GpuOptions { tiled_matmul: Some(true), ..Default::default() };
+    let Ok(gpu) = Gpu::new_blocking(opts) else {
+        assert!(std::env::var_os("CI").is_none(), "no adapter in CI");
+        return;
+    };
+    assert!(gpu.prefers_tiled());
+    let mut dtypes = vec![DType::F32, DType::Q8, DType::Q4];
+    if gpu.features.shader_f16 {
+        dtypes.push(DType::F16);
+    }
+    for dtype in dtypes {
+        for &(m, k, n) in &[(1, 64, 5), (16, 96, 130), (33, 64, 67)] {
+            check_matmul(&gpu, m, k, n, dtype, matmul::Activation::GeluTanh, 1);
+        }
+    }
+    check_matmul(&gpu, 5, 37, 9, DType::F32, matmul::Activation::None, 0);
 }
 
 #[test]
@@ -173,6 +207,22 @@ fn embed_matches_cpu_with_chunked_table() {
         .unwrap();
     rec.submit().unwrap();
     assert_eq!(read(&gpu, &out, ids.len() * d), embed::cpu(&table, d, &ids));
+
+    // Quantized tables (split too), against the dequantized twin.
+    let d = 64;
+    let table = rand_vec(vocab * d, 32, 1.0);
+    for dtype in [DType::Q8, DType::Q4] {
+        let m = GpuMatrix::upload(&gpu, "emb", vocab, d, &table, dtype).unwrap();
+        assert!(m.chunks.len() > 1 && m.dtype == dtype);
+        let out = gpu.storage("out", (ids.len() * d * 4) as u64).unwrap();
+        let mut rec = gpu.recorder();
+        embed::Embed { table: &m, ids: &idb, ids_offset: 0, n: ids.len(), out: &out, out_offset: 0 }
+            .encode(&mut rec)
+            .unwrap();
+        rec.submit().unwrap();
+        let want = embed::cpu(&dtype.as_computed(&table, vocab, d), d, &ids);
+        assert_eq!(read(&gpu, &out, ids.len() * d), want, "{dtype}");
+    }
 }
 
 #[test]

@@ -30,7 +30,19 @@ fn every_wgsl_file_is_wrapped() {
         blockdiff::kernels::all_specialisations().iter().map(|(s, _)| s.name).collect();
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders")).unwrap() {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue; // shaders/include: snippets the host prepends (checked below)
+        }
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
         assert!(names.contains(stem.as_str()), "shaders/{stem}.wgsl has no kernel wrapper");
+    }
+}
+
+#[test]
+fn every_weights_snippet_is_used() {
+    let all: String = blockdiff::gpu::DType::ALL.iter().map(|d| d.wgsl_weights()).collect();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/include")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(all.contains(&text), "a snippet in shaders/include is never prepended");
     }
 }

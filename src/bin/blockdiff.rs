@@ -259,10 +259,7 @@ fn bench_matmul(gpu: &Arc<Gpu>, m: usize, k: usize, n: usize, dtype: DType) -> b
     let got = gpu.read_f32_blocking(&yb, 0, m * n)?;
     let cols = 4.min(n);
     let mut want = vec![0.0; m * cols];
-    let wq: Vec<f32> = match dtype {
-        DType::F32 => w[..cols * k].to_vec(),
-        DType::F16 => w[..cols * k].iter().map(|&v| half::f16::from_f32(v).to_f32()).collect(),
-    };
+    let wq = dtype.as_computed(&w[..cols * k], cols, k);
     matmul::cpu(&x, k, m, &wq, cols, k, None, Activation::None, 0, None, &mut want, cols);
     let err = (0..m)
         .flat_map(|r| (0..cols).map(move |c| (r, c)))

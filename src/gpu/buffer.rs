@@ -106,6 +106,11 @@ impl Gpu {
             tail.resize(4, 0);
             self.queue.write_buffer(&buf.buf, whole as u64, &tail);
         }
+        if data.len() >= 1 << 20 {
+            // Hand big writes to the GPU now: pending writes sit in host staging memory until the
+            // next submission, which would make a model load hold a second copy of the weights.
+            self.queue.submit([]);
+        }
         Ok(buf)
     }
 

@@ -28,6 +28,9 @@ pub struct GpuOptions {
     /// Pretend the device binds at most this many bytes per storage buffer (tests the
     /// tensor-splitting path on adapters with generous limits).
     pub storage_binding_cap: Option<u64>,
+    /// Force the matmul path (`Some(true)`: workgroup-memory tiles as on GPUs); default by
+    /// adapter type. Lets the CPU-adapter tests prove the GPU path correct.
+    pub tiled_matmul: Option<bool>,
 }
 
 impl Default for GpuOptions {
@@ -38,6 +41,7 @@ impl Default for GpuOptions {
             allow_f16: true,
             allow_subgroups: true,
             storage_binding_cap: None,
+            tiled_matmul: None,
         }
     }
 }
@@ -77,6 +81,7 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pub features: GpuFeatures,
     storage_binding: u64,
+    tiled_matmul: Option<bool>,
     pipelines: pipeline::PipelineCache,
     pub(crate) mem: Arc<MemStats>,
     /// Errors the device reported outside an error scope (validation, out of memory, loss).
@@ -195,6 +200,7 @@ impl Gpu {
             limits,
             features,
             storage_binding,
+            tiled_matmul: options.tiled_matmul,
             pipelines: pipeline::PipelineCache::default(),
             mem: Arc::new(MemStats::default()),
             errors,
@@ -227,7 +233,7 @@ impl Gpu {
     /// Whether matmuls should stage tiles through workgroup memory. On CPU adapters (lavapipe,
     /// SwiftShader) barriers cost more than the cache misses they save.
     pub fn prefers_tiled(&self) -> bool {
-        self.adapter.device_type != "Cpu"
+        self.tiled_matmul.unwrap_or(self.adapter.device_type != "Cpu")
     }
 
     /// Live GPU buffer bytes allocated through this context.

@@ -6,7 +6,7 @@ use crate::gpu::{BindKind, DType, GpuBuffer, GpuMatrix, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "embed",
     wgsl: include_str!("../../shaders/embed.wgsl"),
-    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
+    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
 };
 
 #[repr(C)]
@@ -22,7 +22,7 @@ struct Params {
 }
 
 pub fn defines(dtype: DType) -> String {
-    dtype.wgsl_alias().to_string()
+    dtype.wgsl_weights()
 }
 
 pub struct Embed<'a> {
@@ -37,6 +37,7 @@ pub struct Embed<'a> {
 impl Embed<'_> {
     pub fn encode(&self, rec: &mut Recorder) -> Result<()> {
         let d = self.table.cols;
+        let dummy = rec.gpu().dummy().clone();
         for chunk in &self.table.chunks {
             let params = Params {
                 n: self.n as u32,
@@ -51,7 +52,7 @@ impl Embed<'_> {
                 &SOURCE,
                 &defines(self.table.dtype),
                 bytemuck::bytes_of(&params),
-                &[self.ids.raw(), chunk.buf.raw(), self.out.raw()],
+                &[self.ids.raw(), chunk.buf.raw(), chunk.meta.as_ref().map_or(&dummy, |m| m.raw()), self.out.raw()],
                 super::groups64(self.n * d),
             )?;
         }

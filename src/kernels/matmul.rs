@@ -6,7 +6,15 @@ use crate::gpu::{BindKind, DType, GpuBuffer, GpuMatrix, KernelSource, Recorder};
 pub const SOURCE: KernelSource = KernelSource {
     name: "matmul",
     wgsl: include_str!("../../shaders/matmul.wgsl"),
-    bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
+    bindings: &[
+        BindKind::Uniform,
+        BindKind::Read,
+        BindKind::Read,
+        BindKind::Read,
+        BindKind::Read,
+        BindKind::Read,
+        BindKind::ReadWrite,
+    ],
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,15 +48,29 @@ struct Params {
     y_offset: u32,
 }
 
-pub fn defines(dtype: DType, tiled: bool, bias: bool, act: Activation, epi: u32) -> String {
+/// Thread rows per workgroup for `m` rows: the workgroup-memory path needs 8; the register path
+/// shrinks to the rows there are (a 16-token block step uses 4, one token 1).
+pub fn wg_rows(m: usize, tiled: bool) -> u32 {
+    if tiled {
+        return 8;
+    }
+    match m {
+        0..=4 => 1,
+        5..=8 => 2,
+        9..=16 => 4,
+        _ => 8,
+    }
+}
+
+pub fn defines(dtype: DType, tiled: bool, wg_y: u32, bias: bool, act: Activation, epi: u32) -> String {
     let act = match act {
         Activation::None => 0,
         Activation::GeluTanh => 1,
         Activation::Silu => 2,
     };
     format!(
-        "{}\nconst TILED: bool = {tiled};\nconst HAS_BIAS: bool = {bias};\nconst ACT: u32 = {act}u;\nconst EPI: u32 = {epi}u;",
-        dtype.wgsl_alias()
+        "{}\nconst TILED: bool = {tiled};\nconst WG_Y: u32 = {wg_y}u;\nconst HAS_BIAS: bool = {bias};\nconst ACT: u32 = {act}u;\nconst EPI: u32 = {epi}u;",
+        dtype.wgsl_weights()
     )
 }
 
@@ -76,7 +98,8 @@ impl Matmul<'_> {
             Epilogue::GatedAdd(g) => (1, Some(g)),
             Epilogue::Add => (2, None),
         };
-        let defs = defines(self.w.dtype, tiled, self.bias.is_some(), self.act, epi);
+        let wg_y = wg_rows(self.m, tiled);
+        let defs = defines(self.w.dtype, tiled, wg_y, self.bias.is_some(), self.act, epi);
         let dummy = rec.gpu().dummy().clone();
         for chunk in &self.w.chunks {
             let params = Params {
@@ -89,7 +112,7 @@ impl Matmul<'_> {
                 y_stride: self.y_stride as u32,
                 y_offset: self.y_offset as u32,
             };
-            let groups = [chunk.rows.div_ceil(64), (self.m as u32).div_ceil(32), 1];
+            let groups = [chunk.rows.div_ceil(64), (self.m as u32).div_ceil(4 * wg_y), 1];
             rec.dispatch(
                 &SOURCE,
                 &defs,
@@ -97,6 +120,7 @@ impl Matmul<'_> {
                 &[
                     self.x.raw(),
                     chunk.buf.raw(),
+                    chunk.meta.as_ref().map_or(&dummy, |m| m.raw()),
                     self.bias.map_or(&dummy, |b| b.raw()),
                     gate.map_or(&dummy, |g| g.raw()),
                     self.y.raw(),

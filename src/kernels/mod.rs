@@ -20,11 +20,11 @@ use crate::gpu::KernelSource;
 /// Every shader with a representative set of defines for each specialisation, for validation.
 pub fn all_specialisations() -> Vec<(&'static KernelSource, String)> {
     let mut v = Vec::new();
-    for dtype in [crate::gpu::DType::F32, crate::gpu::DType::F16] {
-        for tiled in [false, true] {
+    for dtype in crate::gpu::DType::ALL {
+        for (tiled, wg_y) in [(false, 1), (false, 4), (false, 8), (true, 8)] {
             for act in [matmul::Activation::None, matmul::Activation::GeluTanh, matmul::Activation::Silu] {
                 for epi in [0u32, 1, 2] {
-                    v.push((&matmul::SOURCE, matmul::defines(dtype, tiled, true, act, epi)));
+                    v.push((&matmul::SOURCE, matmul::defines(dtype, tiled, wg_y, true, act, epi)));
                 }
             }
         }

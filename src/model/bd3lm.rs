@@ -15,7 +15,7 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::Bd3lmConfig;
-use super::{Attn, Workspace};
+use super::{Attn, Loader, Workspace};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, GpuBuffer, GpuMatrix, Recorder};
 use crate::kernels::attention::{Attention, Mask};
@@ -62,29 +62,62 @@ fn silu(v: Vec<f32>) -> Vec<f32> {
     v.into_iter().map(crate::kernels::elementwise::silu).collect()
 }
 
-impl Bd3lmWeights {
-    pub fn from_checkpoint(cfg: &Bd3lmConfig, ck: &Checkpoint) -> Result<Self> {
-        let (d, v, cd) = (cfg.hidden_dim, cfg.vocab_size, cfg.cond_dim);
-        let p = "backbone.";
-        // c = silu(MLP(timestep_embedding(0))): the DiT embedding [cos(0·f), sin(0·f)] = [1.., 0..].
-        let freq = ck.shape(&format!("{p}sigma_map.mlp.0.weight"))?.get(1).copied().unwrap_or(0);
-        if freq == 0 || freq % 2 != 0 {
-            return Err(Error::checkpoint(ck.file(), "sigma_map.mlp.0.weight must be [cond_dim, even frequency size]"));
-        }
-        let temb: Vec<f32> = (0..freq).map(|i| if i < freq / 2 { 1.0 } else { 0.0 }).collect();
-        let w0 = ck.f32(&format!("{p}sigma_map.mlp.0.weight"), &[cd, freq])?;
-        let b0 = ck.f32(&format!("{p}sigma_map.mlp.0.bias"), &[cd])?;
-        let w2 = ck.f32(&format!("{p}sigma_map.mlp.2.weight"), &[cd, cd])?;
-        let b2 = ck.f32(&format!("{p}sigma_map.mlp.2.bias"), &[cd])?;
-        let c = silu(linear(&w2, &b2, &silu(linear(&w0, &b0, &temb))));
+/// The constant conditioning vector `c = silu(MLP(timestep_embedding(0)))`; the DiT embedding
+/// of t = 0 is `[cos(0·f), sin(0·f)] = [1.., 0..]`.
+fn conditioning(cfg: &Bd3lmConfig, ck: &Checkpoint) -> Result<Vec<f32>> {
+    let cd = cfg.cond_dim;
+    let p = "backbone.sigma_map.mlp.";
+    let freq = ck.shape(&format!("{p}0.weight"))?.get(1).copied().unwrap_or(0);
+    if freq == 0 || freq % 2 != 0 {
+        return Err(Error::checkpoint(ck.file(), "sigma_map.mlp.0.weight must be [cond_dim, even frequency size]"));
+    }
+    let temb: Vec<f32> = (0..freq).map(|i| if i < freq / 2 { 1.0 } else { 0.0 }).collect();
+    let w0 = ck.f32(&format!("{p}0.weight"), &[cd, freq])?;
+    let b0 = ck.f32(&format!("{p}0.bias"), &[cd])?;
+    let w2 = ck.f32(&format!("{p}2.weight"), &[cd, cd])?;
+    let b2 = ck.f32(&format!("{p}2.bias"), &[cd])?;
+    Ok(silu(linear(&w2, &b2, &silu(linear(&w0, &b0, &temb)))))
+}
 
+/// `parts` vectors of width `d` from the adaLN modulation `prefix` at the constant `c`.
+fn modulation(ck: &Checkpoint, prefix: &str, parts: usize, d: usize, c: &[f32]) -> Result<Vec<Vec<f32>>> {
+    let w = ck.f32(&format!("{prefix}adaLN_modulation.weight"), &[parts * d, c.len()])?;
+    let b = ck.f32(&format!("{prefix}adaLN_modulation.bias"), &[parts * d])?;
+    Ok(linear(&w, &b, c).chunks(d).map(<[f32]>::to_vec).collect())
+}
+
+/// The checkpoint's weight names (`backbone.` + these).
+fn layer_prefix(i: usize) -> String {
+    format!("backbone.blocks.{i}.")
+}
+const OUTPUT: &str = "backbone.output_layer.";
+const EMBED: &str = "backbone.vocab_embed.embedding";
+
+/// The matmul weights of a BD3-LM checkpoint as (name, rows, cols): what `convert` quantizes.
+pub fn matrices(cfg: &Bd3lmConfig) -> Vec<(String, usize, usize)> {
+    let (d, v) = (cfg.hidden_dim, cfg.vocab_size);
+    let mut m = vec![(EMBED.to_string(), v, d), (format!("{OUTPUT}linear.weight"), v, d)];
+    for i in 0..cfg.n_layers {
+        let b = layer_prefix(i);
+        m.push((format!("{b}attn_qkv.weight"), 3 * d, d));
+        m.push((format!("{b}attn_out.weight"), d, d));
+        m.push((format!("{b}mlp.0.weight"), 4 * d, d));
+        m.push((format!("{b}mlp.2.weight"), d, 4 * d));
+    }
+    m
+}
+
+impl Bd3lmWeights {
+    /// Every weight in host memory as f32 (for the CPU reference; the GPU loads tensor by tensor).
+    pub fn from_checkpoint(cfg: &Bd3lmConfig, ck: &Checkpoint) -> Result<Self> {
+        let (d, v) = (cfg.hidden_dim, cfg.vocab_size);
+        let c = conditioning(cfg, ck)?;
         let mut layers = Vec::with_capacity(cfg.n_layers);
         for i in 0..cfg.n_layers {
-            let b = format!("{p}blocks.{i}.");
-            let ada_w = ck.f32(&format!("{b}adaLN_modulation.weight"), &[6 * d, cd])?;
-            let ada_b = ck.f32(&format!("{b}adaLN_modulation.bias"), &[6 * d])?;
-            let m = linear(&ada_w, &ada_b, &c);
-            let chunk = |j: usize| m[j * d..(j + 1) * d].to_vec();
+            let b = layer_prefix(i);
+            let [s1, c1, g1, s2, c2, g2]: [Vec<f32>; 6] = modulation(ck, &b, 6, d, &c)?
+                .try_into()
+                .map_err(|_| Error::checkpoint(ck.file(), "adaLN modulation must have 6 parts"))?;
             layers.push(LayerWeights {
                 norm1: ck.f32(&format!("{b}norm1.weight"), &[d])?,
                 qkv: ck.f32(&format!("{b}attn_qkv.weight"), &[3 * d, d])?,
@@ -94,21 +127,18 @@ impl Bd3lmWeights {
                 mlp0_b: ck.f32(&format!("{b}mlp.0.bias"), &[4 * d])?,
                 mlp2_w: ck.f32(&format!("{b}mlp.2.weight"), &[d, 4 * d])?,
                 mlp2_b: ck.f32(&format!("{b}mlp.2.bias"), &[d])?,
-                ada: [chunk(0), chunk(1), chunk(2), chunk(3), chunk(4), chunk(5)],
+                ada: [s1, c1, g1, s2, c2, g2],
             });
         }
-        let o = format!("{p}output_layer.");
-        let fw = ck.f32(&format!("{o}adaLN_modulation.weight"), &[2 * d, cd])?;
-        let fb = ck.f32(&format!("{o}adaLN_modulation.bias"), &[2 * d])?;
-        let fm = linear(&fw, &fb, &c);
+        let fm = modulation(ck, OUTPUT, 2, d, &c)?;
         Ok(Bd3lmWeights {
-            embed: ck.f32(&format!("{p}vocab_embed.embedding"), &[v, d])?,
+            embed: ck.f32(EMBED, &[v, d])?,
             layers,
-            final_norm: ck.f32(&format!("{o}norm_final.weight"), &[d])?,
-            final_shift: fm[..d].to_vec(),
-            final_scale: fm[d..].to_vec(),
-            head_w: ck.f32(&format!("{o}linear.weight"), &[v, d])?,
-            head_b: ck.f32(&format!("{o}linear.bias"), &[v])?,
+            final_norm: ck.f32(&format!("{OUTPUT}norm_final.weight"), &[d])?,
+            final_shift: fm[0].clone(),
+            final_scale: fm[1].clone(),
+            head_w: ck.f32(&format!("{OUTPUT}linear.weight"), &[v, d])?,
+            head_b: ck.f32(&format!("{OUTPUT}linear.bias"), &[v])?,
         })
     }
 }
@@ -146,42 +176,43 @@ pub struct Bd3lm {
 }
 
 impl Bd3lm {
-    pub fn upload(gpu: &Arc<Gpu>, config: Bd3lmConfig, w: &Bd3lmWeights, dtype: DType) -> Result<Self> {
+    /// Streams the weights from `ck` to the GPU, one tensor at a time.
+    pub fn load(gpu: &Arc<Gpu>, config: Bd3lmConfig, ck: &Checkpoint, dtype: DType) -> Result<Self> {
         let (d, v) = (config.hidden_dim, config.vocab_size);
-        let mat =
-            |name: &str, rows: usize, cols: usize, data: &[f32]| GpuMatrix::upload(gpu, name, rows, cols, data, dtype);
+        let ld = Loader { gpu, ck, dtype };
+        let c = conditioning(&config, ck)?;
         let vec = |name: &str, data: &[f32]| gpu.upload_f32(name, data);
-        let layers = w
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
+        let layers = (0..config.n_layers)
+            .map(|i| {
+                let b = layer_prefix(i);
+                let ada = modulation(ck, &b, 6, d, &c)?;
                 Ok(Layer {
-                    norm1: vec(&format!("blocks.{i}.norm1"), &l.norm1)?,
-                    qkv: mat(&format!("blocks.{i}.attn_qkv"), 3 * d, d, &l.qkv)?,
-                    out: mat(&format!("blocks.{i}.attn_out"), d, d, &l.out)?,
-                    norm2: vec(&format!("blocks.{i}.norm2"), &l.norm2)?,
-                    mlp0: mat(&format!("blocks.{i}.mlp.0"), 4 * d, d, &l.mlp0_w)?,
-                    mlp0_b: vec(&format!("blocks.{i}.mlp.0.bias"), &l.mlp0_b)?,
-                    mlp2: mat(&format!("blocks.{i}.mlp.2"), d, 4 * d, &l.mlp2_w)?,
-                    mlp2_b: vec(&format!("blocks.{i}.mlp.2.bias"), &l.mlp2_b)?,
-                    shift1: vec("shift1", &l.ada[0])?,
-                    scale1: vec("scale1", &l.ada[1])?,
-                    gate1: vec("gate1", &l.ada[2])?,
-                    shift2: vec("shift2", &l.ada[3])?,
-                    scale2: vec("scale2", &l.ada[4])?,
-                    gate2: vec("gate2", &l.ada[5])?,
+                    norm1: ld.vector(&format!("{b}norm1.weight"), d)?,
+                    qkv: ld.matrix(&format!("{b}attn_qkv.weight"), 3 * d, d)?,
+                    out: ld.matrix(&format!("{b}attn_out.weight"), d, d)?,
+                    norm2: ld.vector(&format!("{b}norm2.weight"), d)?,
+                    mlp0: ld.matrix(&format!("{b}mlp.0.weight"), 4 * d, d)?,
+                    mlp0_b: ld.vector(&format!("{b}mlp.0.bias"), 4 * d)?,
+                    mlp2: ld.matrix(&format!("{b}mlp.2.weight"), d, 4 * d)?,
+                    mlp2_b: ld.vector(&format!("{b}mlp.2.bias"), d)?,
+                    shift1: vec("shift1", &ada[0])?,
+                    scale1: vec("scale1", &ada[1])?,
+                    gate1: vec("gate1", &ada[2])?,
+                    shift2: vec("shift2", &ada[3])?,
+                    scale2: vec("scale2", &ada[4])?,
+                    gate2: vec("gate2", &ada[5])?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let fm = modulation(ck, OUTPUT, 2, d, &c)?;
         Ok(Bd3lm {
-            embed: mat("vocab_embed", v, d, &w.embed)?,
+            embed: ld.matrix(EMBED, v, d)?,
             layers,
-            final_norm: vec("norm_final", &w.final_norm)?,
-            final_shift: vec("final shift", &w.final_shift)?,
-            final_scale: vec("final scale", &w.final_scale)?,
-            head: mat("output_layer.linear", v, d, &w.head_w)?,
-            head_b: vec("output_layer.linear.bias", &w.head_b)?,
+            final_norm: ld.vector(&format!("{OUTPUT}norm_final.weight"), d)?,
+            final_shift: vec("final shift", &fm[0])?,
+            final_scale: vec("final scale", &fm[1])?,
+            head: ld.matrix(&format!("{OUTPUT}linear.weight"), v, d)?,
+            head_b: ld.vector(&format!("{OUTPUT}linear.bias"), v)?,
             rope: RopeTable::new(gpu, config.head_dim(), ROPE_BASE, config.model_length)?,
             config,
             dtype,

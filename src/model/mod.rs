@@ -13,12 +13,12 @@ pub mod synthetic;
 pub use bd3lm::Bd3lm;
 pub use checkpoint::Checkpoint;
 pub use config::{Bd3lmConfig, SdarConfig};
-pub use files::ModelFiles;
+pub use files::{ModelFiles, Weights};
 pub use sdar::Sdar;
 
 use crate::cache::KvCache;
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Gpu, GpuBuffer, Recorder};
+use crate::gpu::{DType, Gpu, GpuBuffer, GpuMatrix, Recorder};
 use std::sync::Arc;
 
 /// Which attention a forward pass runs.
@@ -137,13 +137,16 @@ impl Model {
         let dtype = match options.dtype {
             Some(DType::F16) if !gpu.features.shader_f16 => {
                 return Err(Error::options(format!(
-                    "f16 weights need SHADER_F16, which '{}' lacks; use f32",
+                    "f16 weights need SHADER_F16, which '{}' lacks; use f32, q8 or q4",
                     gpu.adapter.name
                 )))
             }
             Some(d) => d,
-            None if gpu.features.shader_f16 => DType::F16,
-            None => DType::F32,
+            None => match stored_quantization(&files.config)? {
+                Some(q) => DType::from_quant(q),
+                None if gpu.features.shader_f16 => DType::F16,
+                None => DType::F32,
+            },
         };
         match detect(&files.config)? {
             Architecture::Bd3lm => {
@@ -162,8 +165,7 @@ impl Model {
                     ));
                 }
                 let ck = files.checkpoint()?;
-                let w = bd3lm::Bd3lmWeights::from_checkpoint(&cfg, &ck)?;
-                Ok(Model::Bd3lm(Bd3lm::upload(gpu, cfg, &w, dtype)?))
+                Ok(Model::Bd3lm(Bd3lm::load(gpu, cfg, &ck, dtype)?))
             }
             Architecture::Sdar => {
                 let cfg = SdarConfig::from_json(&files.config)?;
@@ -179,8 +181,7 @@ impl Model {
                     context * cfg.n_kv_heads * cfg.head_dim,
                 )?;
                 let ck = files.checkpoint()?;
-                let w = sdar::SdarWeights::from_checkpoint(&cfg, &ck)?;
-                Ok(Model::Sdar(Sdar::upload(gpu, cfg, &w, dtype, context)?))
+                Ok(Model::Sdar(Sdar::load(gpu, cfg, &ck, dtype, context)?))
             }
         }
     }
@@ -363,12 +364,39 @@ pub(crate) fn encode_head(
     .encode(rec)
 }
 
+/// Streams tensors from a checkpoint to the GPU.
+pub(crate) struct Loader<'a> {
+    pub gpu: &'a Arc<Gpu>,
+    pub ck: &'a Checkpoint<'a>,
+    pub dtype: DType,
+}
+
+impl Loader<'_> {
+    /// A `[rows, cols]` weight as `self.dtype`: packed codes go up as they are when the file
+    /// holds them in that format; anything else is read as f32 (dequantized if need be) and
+    /// converted.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<GpuMatrix> {
+        if let (Some(stored), Some(want)) = (self.ck.quantized(name), self.dtype.quant()) {
+            if stored == want {
+                return GpuMatrix::upload_quantized(self.gpu, name, &self.ck.qmatrix(name, rows, cols)?);
+            }
+        }
+        let data = self.ck.f32(name, &[rows, cols])?;
+        GpuMatrix::upload(self.gpu, name, rows, cols, &data, self.dtype)
+    }
+
+    /// An f32 vector (norm weights, biases).
+    pub fn vector(&self, name: &str, len: usize) -> Result<GpuBuffer> {
+        self.gpu.upload_f32(name, &self.ck.f32(name, &[len])?)
+    }
+}
+
 /// Checks, before anything is allocated, that one row of the widest weights, one row of logits
 /// and one layer of the KV cache each fit a storage binding of this device.
 fn preflight(gpu: &Gpu, dtype: DType, widest: &[(&str, usize)], vocab: usize, kv_layer_floats: usize) -> Result<()> {
     let cap = gpu.max_storage_binding();
     let mut needs: Vec<(String, u64)> =
-        widest.iter().map(|(name, cols)| (format!("a row of {name}"), (*cols * dtype.size()) as u64)).collect();
+        widest.iter().map(|(name, cols)| (format!("a row of {name}"), dtype.row_bytes(*cols) as u64)).collect();
     needs.push(("one row of logits".into(), (vocab * 4) as u64));
     needs.push(("one layer of the KV cache".into(), (kv_layer_floats * 4) as u64));
     for (what, bytes) in needs {
@@ -382,6 +410,31 @@ fn preflight(gpu: &Gpu, dtype: DType, widest: &[(&str, usize)], vocab: usize, kv
         }
     }
     Ok(())
+}
+
+/// The packed format a converted model declares in `config.json`'s `quantization` block
+/// (`{"method": "blockdiff", "format": "q8" | "q4", "group_size": 32}`), if any.
+pub fn stored_quantization(config: &serde_json::Value) -> Result<Option<crate::quant::QFormat>> {
+    let Some(q) = config.get("quantization").filter(|q| !q.is_null()) else { return Ok(None) };
+    let format = q.get("format").and_then(|f| f.as_str()).unwrap_or("");
+    let group = q.get("group_size").and_then(|g| g.as_u64());
+    let method = q.get("method").and_then(|m| m.as_str()).unwrap_or("");
+    let parsed = match format {
+        "q8" => crate::quant::QFormat::Q8,
+        "q4" => crate::quant::QFormat::Q4,
+        _ => {
+            return Err(Error::config(format!(
+                "quantization.format '{format}' is not supported (blockdiff reads q8 and q4 from `blockdiff convert`)"
+            )))
+        }
+    };
+    if method != "blockdiff" || group != Some(crate::quant::GROUP as u64) {
+        return Err(Error::config(format!(
+            "quantization block {q} is not blockdiff's (method \"blockdiff\", group_size {})",
+            crate::quant::GROUP
+        )));
+    }
+    Ok(Some(parsed))
 }
 
 /// The architecture named by `config.json` (`model_type`, else `architectures`).

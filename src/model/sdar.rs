@@ -14,7 +14,7 @@
 
 use super::checkpoint::Checkpoint;
 use super::config::SdarConfig;
-use super::{Attn, Workspace};
+use super::{Attn, Loader, Workspace};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Gpu, GpuBuffer, GpuMatrix, Recorder};
 use crate::kernels::attention::{Attention, Mask};
@@ -48,6 +48,31 @@ pub struct SdarWeights {
     pub lm_head: Option<Vec<f32>>,
 }
 
+/// The matmul weights of an SDAR checkpoint as (name, rows, cols): what `convert` quantizes.
+pub fn matrices(c: &SdarConfig, has_lm_head: bool) -> Vec<(String, usize, usize)> {
+    let (d, hd, i) = (c.hidden_size, c.head_dim, c.intermediate_size);
+    let (qw, kw) = (c.n_heads * hd, c.n_kv_heads * hd);
+    let mut m = vec![("model.embed_tokens.weight".to_string(), c.vocab_size, d)];
+    if has_lm_head {
+        m.push(("lm_head.weight".to_string(), c.vocab_size, d));
+    }
+    for l in 0..c.n_layers {
+        let p = format!("model.layers.{l}.");
+        for (name, rows, cols) in [
+            ("self_attn.q_proj", qw, d),
+            ("self_attn.k_proj", kw, d),
+            ("self_attn.v_proj", kw, d),
+            ("self_attn.o_proj", d, qw),
+            ("mlp.gate_proj", i, d),
+            ("mlp.up_proj", i, d),
+            ("mlp.down_proj", d, i),
+        ] {
+            m.push((format!("{p}{name}.weight"), rows, cols));
+        }
+    }
+    m
+}
+
 impl SdarWeights {
     pub fn from_checkpoint(c: &SdarConfig, ck: &Checkpoint) -> Result<Self> {
         let (d, hd, i) = (c.hidden_size, c.head_dim, c.intermediate_size);
@@ -70,11 +95,12 @@ impl SdarWeights {
                 down: ck.f32(&format!("{p}mlp.down_proj.weight"), &[d, i])?,
             });
         }
-        let lm_head = if c.tie_word_embeddings && !ck.contains("lm_head.weight") {
-            None
-        } else {
-            Some(ck.f32("lm_head.weight", &[c.vocab_size, d])?)
-        };
+        let lm_head =
+            if c.tie_word_embeddings && !ck.contains("lm_head.weight") && ck.quantized("lm_head.weight").is_none() {
+                None
+            } else {
+                Some(ck.f32("lm_head.weight", &[c.vocab_size, d])?)
+            };
         Ok(SdarWeights {
             embed: ck.f32("model.embed_tokens.weight", &[c.vocab_size, d])?,
             layers,
@@ -122,36 +148,37 @@ struct Regions {
 }
 
 impl Sdar {
-    pub fn upload(gpu: &Arc<Gpu>, config: SdarConfig, w: &SdarWeights, dtype: DType, context: usize) -> Result<Self> {
+    /// Streams the weights from `ck` to the GPU, one tensor at a time.
+    pub fn load(gpu: &Arc<Gpu>, config: SdarConfig, ck: &Checkpoint, dtype: DType, context: usize) -> Result<Self> {
         let c = &config;
         let (d, hd, i) = (c.hidden_size, c.head_dim, c.intermediate_size);
         let (qw, kw) = (c.n_heads * hd, c.n_kv_heads * hd);
-        let mat =
-            |name: &str, rows: usize, cols: usize, data: &[f32]| GpuMatrix::upload(gpu, name, rows, cols, data, dtype);
-        let layers = w
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(l, lw)| {
+        let ld = Loader { gpu, ck, dtype };
+        let layers = (0..c.n_layers)
+            .map(|l| {
                 let p = format!("model.layers.{l}.");
+                let gate = ld.matrix(&format!("{p}mlp.gate_proj.weight"), i, d)?;
+                let up = ld.matrix(&format!("{p}mlp.up_proj.weight"), i, d)?;
                 Ok(Layer {
-                    input_norm: gpu.upload_f32(&format!("{p}input_layernorm"), &lw.input_norm)?,
-                    q: mat(&format!("{p}q_proj"), qw, d, &lw.q)?,
-                    k: mat(&format!("{p}k_proj"), kw, d, &lw.k)?,
-                    v: mat(&format!("{p}v_proj"), kw, d, &lw.v)?,
-                    o: mat(&format!("{p}o_proj"), d, qw, &lw.o)?,
-                    q_norm: gpu.upload_f32(&format!("{p}q_norm"), &lw.q_norm)?,
-                    k_norm: gpu.upload_f32(&format!("{p}k_norm"), &lw.k_norm)?,
-                    post_norm: gpu.upload_f32(&format!("{p}post_attention_layernorm"), &lw.post_norm)?,
-                    gate_up: mat(&format!("{p}gate_up_proj"), 2 * i, d, &lw.gate_up)?,
-                    down: mat(&format!("{p}down_proj"), d, i, &lw.down)?,
+                    input_norm: ld.vector(&format!("{p}input_layernorm.weight"), d)?,
+                    q: ld.matrix(&format!("{p}self_attn.q_proj.weight"), qw, d)?,
+                    k: ld.matrix(&format!("{p}self_attn.k_proj.weight"), kw, d)?,
+                    v: ld.matrix(&format!("{p}self_attn.v_proj.weight"), kw, d)?,
+                    o: ld.matrix(&format!("{p}self_attn.o_proj.weight"), d, qw)?,
+                    q_norm: ld.vector(&format!("{p}self_attn.q_norm.weight"), hd)?,
+                    k_norm: ld.vector(&format!("{p}self_attn.k_norm.weight"), hd)?,
+                    post_norm: ld.vector(&format!("{p}post_attention_layernorm.weight"), d)?,
+                    // One matmul for both: gate rows, then up rows.
+                    gate_up: GpuMatrix::stack(gate, up)?,
+                    down: ld.matrix(&format!("{p}mlp.down_proj.weight"), d, i)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let tied = c.tie_word_embeddings && !ck.contains("lm_head.weight") && ck.quantized("lm_head.weight").is_none();
         Ok(Sdar {
-            embed: mat("model.embed_tokens", c.vocab_size, d, &w.embed)?,
-            lm_head: w.lm_head.as_ref().map(|h| mat("lm_head", c.vocab_size, d, h)).transpose()?,
-            norm: gpu.upload_f32("model.norm", &w.norm)?,
+            embed: ld.matrix("model.embed_tokens.weight", c.vocab_size, d)?,
+            lm_head: if tied { None } else { Some(ld.matrix("lm_head.weight", c.vocab_size, d)?) },
+            norm: ld.vector("model.norm.weight", d)?,
             rope: RopeTable::new(gpu, hd, c.rope_theta, context)?,
             layers,
             context,
