@@ -57,7 +57,7 @@ pub struct QMatrix {
 
 /// Whether a matrix with `cols` columns can be quantized (whole groups per row).
 pub fn quantizable(cols: usize) -> bool {
-    cols > 0 && cols % GROUP == 0
+    cols > 0 && cols.is_multiple_of(GROUP)
 }
 
 impl QMatrix {

@@ -52,7 +52,7 @@ fn sdar_real_width_runs_a_block_step() {
     let opts = LoadOptions { dtype: Some(dtype), context: Some(64) };
     let model = Model::load(&gpu, &files, &opts).unwrap();
     drop(files);
-    assert!(151936 * 2048 * dtype.size() as u64 > gpu.max_storage_binding());
+    assert!(151936 * dtype.row_bytes(2048) as u64 > gpu.max_storage_binding());
     let mut cache = model.new_cache().unwrap();
     let ws = model.workspace(8).unwrap();
     let prompt: Vec<u32> = (0..8).map(|i| 100 + i * 9973).collect();

@@ -289,7 +289,7 @@ impl<'a> Checkpoint<'a> {
         let format = self
             .quantized(name)
             .ok_or_else(|| Error::checkpoint(&self.file, format!("tensor '{name}' is not quantized")))?;
-        if cols % GROUP != 0 {
+        if !cols.is_multiple_of(GROUP) {
             return Err(Error::checkpoint(
                 &self.file,
                 format!("quantized '{name}': {cols} columns are not whole groups of {GROUP}"),
