@@ -37,6 +37,9 @@ struct Args {
     /// Tokens generated per strategy on the demo and medium models.
     #[arg(long, default_value_t = 64)]
     gen_tokens: usize,
+    /// Weight types to run (f16 only where the adapter has SHADER_F16).
+    #[arg(long, value_delimiter = ',', default_value = "f32,f16,q8,q4")]
+    dtypes: Vec<String>,
     /// Skip the kernel micro-benchmarks.
     #[arg(long)]
     no_kernels: bool,
@@ -188,10 +191,12 @@ fn main() {
     let gpu = Gpu::new_blocking(GpuOptions::default()).expect("GPU adapter");
     println!("adapter: {}", gpu.adapter);
     let mut report = json!({"adapter": gpu.adapter.to_string(), "shader_f16": gpu.features.shader_f16});
-    let mut dtypes = vec![DType::F32];
-    if gpu.features.shader_f16 {
-        dtypes.push(DType::F16);
-    }
+    let dtypes: Vec<DType> = args
+        .dtypes
+        .iter()
+        .filter_map(|s| DType::parse(s))
+        .filter(|&d| d != DType::F16 || gpu.features.shader_f16)
+        .collect();
 
     if !args.no_kernels {
         println!("\n## Kernels (block of 16 rows)");

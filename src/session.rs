@@ -57,6 +57,8 @@ pub struct Score {
     pub perplexity: f64,
     pub tokens: usize,
     pub samples: usize,
+    /// Each Monte-Carlo sample's estimate (paired comparisons between models use these).
+    pub per_sample: Vec<f64>,
 }
 
 /// One probed position.
@@ -309,6 +311,7 @@ impl Session {
             perplexity: mean.exp(),
             tokens: counted,
             samples: options.samples,
+            per_sample,
         })
     }
 

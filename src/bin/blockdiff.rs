@@ -1,4 +1,4 @@
-//! The `blockdiff` command line: generate, score, probe, info, verify.
+//! The `blockdiff` command line: generate, score, probe, chat, info, verify, convert.
 
 use blockdiff::gpu::{DType, Gpu, GpuMatrix, GpuOptions};
 use blockdiff::kernels::matmul::{self, Activation, Epilogue, Matmul};
@@ -22,6 +22,8 @@ struct Cli {
 enum Precision {
     F32,
     F16,
+    Q8,
+    Q4,
 }
 
 impl From<Precision> for DType {
@@ -29,6 +31,8 @@ impl From<Precision> for DType {
         match p {
             Precision::F32 => DType::F32,
             Precision::F16 => DType::F16,
+            Precision::Q8 => DType::Q8,
+            Precision::Q4 => DType::Q4,
         }
     }
 }
@@ -43,7 +47,8 @@ struct ModelArgs {
     /// Model directory (config.json, model.safetensors, tokenizer.json).
     #[arg(long, default_value_os_t = default_model())]
     model: PathBuf,
-    /// GPU weight precision (default: f16 when the adapter has SHADER_F16).
+    /// GPU weight precision (default: the stored q8/q4 of a converted model, else f16 when the
+    /// adapter has SHADER_F16, else f32). q8/q4 on an unquantized model quantize at load.
     #[arg(long, value_enum)]
     precision: Option<Precision>,
 }
@@ -188,6 +193,15 @@ enum Command {
         #[arg(long)]
         no_cpu: bool,
     },
+    /// Rewrite a model directory's matmul weights as f16, q8 or q4 (block-wise, one f16 scale
+    /// per 32 weights; q4 also a minimum) into OUTPUT, with a `quantization` block in its
+    /// config.json; tokenizer and chat files are copied.
+    Convert {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, value_enum)]
+        to: Precision,
+    },
 }
 
 fn main() -> ExitCode {
@@ -208,6 +222,7 @@ fn main() -> ExitCode {
         Command::Score { model, text, file, samples, seed, json } => score(model, text, file, samples, seed, json),
         Command::Probe { model, prompt, masks, top_k, json } => probe(model, &prompt, masks, top_k, json),
         Command::Chat { model, sampling, system, max_tokens } => chat(model, sampling, system, max_tokens),
+        Command::Convert { input, output, to } => convert(&input, &output, to.into()),
     };
     match result {
         Ok(code) => code,
@@ -421,6 +436,29 @@ fn score(
             s.nll, s.std_err, s.tokens, s.samples, s.perplexity
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn convert(input: &std::path::Path, output: &std::path::Path, to: DType) -> blockdiff::Result<ExitCode> {
+    let t = Instant::now();
+    let r = blockdiff::model::convert::convert_dir(input, output, to)?;
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let before = ModelFiles::from_dir(input).map_or(0, |_| size(&input.join("model.safetensors")));
+    println!(
+        "{} -> {} ({to}): {} tensors, {} matrices converted{}, {:.2} MB{} in {:.1} s",
+        input.display(),
+        output.display(),
+        r.tensors,
+        r.converted,
+        if r.kept_f16 > 0 {
+            format!(", {} kept as f16 (width not a multiple of 32)", r.kept_f16)
+        } else {
+            String::new()
+        },
+        r.bytes_out as f64 / 1e6,
+        if before > 0 { format!(" (was {:.2} MB)", before as f64 / 1e6) } else { String::new() },
+        t.elapsed().as_secs_f64()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -111,26 +111,32 @@ pub enum Dtype {
     F8E5M2,
 }
 
+/// The names safetensors uses, in [`Dtype`] order.
+const DTYPE_NAMES: [(&str, Dtype); 15] = [
+    ("F64", Dtype::F64),
+    ("F32", Dtype::F32),
+    ("F16", Dtype::F16),
+    ("BF16", Dtype::BF16),
+    ("I64", Dtype::I64),
+    ("I32", Dtype::I32),
+    ("I16", Dtype::I16),
+    ("I8", Dtype::I8),
+    ("U8", Dtype::U8),
+    ("U16", Dtype::U16),
+    ("U32", Dtype::U32),
+    ("U64", Dtype::U64),
+    ("BOOL", Dtype::Bool),
+    ("F8_E4M3", Dtype::F8E4M3),
+    ("F8_E5M2", Dtype::F8E5M2),
+];
+
 impl Dtype {
     fn parse(s: &str) -> Option<Dtype> {
-        Some(match s {
-            "F64" => Dtype::F64,
-            "F32" => Dtype::F32,
-            "F16" => Dtype::F16,
-            "BF16" => Dtype::BF16,
-            "I64" => Dtype::I64,
-            "I32" => Dtype::I32,
-            "I16" => Dtype::I16,
-            "I8" => Dtype::I8,
-            "U8" => Dtype::U8,
-            "U16" => Dtype::U16,
-            "U32" => Dtype::U32,
-            "U64" => Dtype::U64,
-            "BOOL" => Dtype::Bool,
-            "F8_E4M3" => Dtype::F8E4M3,
-            "F8_E5M2" => Dtype::F8E5M2,
-            _ => return None,
-        })
+        DTYPE_NAMES.iter().find(|(n, _)| *n == s).map(|&(_, d)| d)
+    }
+    /// The safetensors name (`"F32"`, `"BF16"`, …).
+    pub fn name(self) -> &'static str {
+        DTYPE_NAMES.iter().find(|(_, d)| *d == self).map_or("?", |&(n, _)| n)
     }
     pub fn size(self) -> usize {
         match self {

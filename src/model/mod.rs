@@ -5,6 +5,7 @@
 pub mod bd3lm;
 pub mod checkpoint;
 pub mod config;
+pub mod convert;
 pub mod files;
 pub mod reference;
 pub mod sdar;
