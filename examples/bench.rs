@@ -40,6 +40,10 @@ struct Args {
     /// Weight types to run (f16 only where the adapter has SHADER_F16).
     #[arg(long, value_delimiter = ',', default_value = "f32,f16,q8,q4")]
     dtypes: Vec<String>,
+    /// Compare the matmul's fixed 32-row tiles (before) with rows fitted to each matmul (after)
+    /// side by side, on these models (e.g. `demo,medium`), then exit.
+    #[arg(long, value_delimiter = ',')]
+    compare_rows: Vec<String>,
     /// Skip the kernel micro-benchmarks.
     #[arg(long)]
     no_kernels: bool,
@@ -186,8 +190,68 @@ fn generate(session: &mut Session, o: &GenerateOptions) -> Value {
            "nfe": s.nfe, "tokens_per_forward": s.tokens_per_forward, "commit_forwards": s.commit_forwards})
 }
 
+/// Before/after of the matmul's row fitting, measured in one run on two devices that differ only
+/// in that setting (f32 weights).
+fn compare_rows(args: &Args) -> Value {
+    let before = Gpu::new_blocking(GpuOptions { matmul_rows: Some(8), ..Default::default() }).expect("GPU adapter");
+    let after = Gpu::new_blocking(GpuOptions::default()).expect("GPU adapter");
+    println!("adapter: {}\n", after.adapter);
+    println!("## Before/after: fixed 32-row matmul tiles vs rows fitted to the matmul (f32)");
+    println!("| measurement | before | after | after/before speed |\n|---|---|---|---|");
+    let mut rows = Vec::new();
+    let mut row = |what: String, b: f64, a: f64, higher_is_better: bool, unit: &str| {
+        let ratio = if higher_is_better { a / b } else { b / a };
+        println!("| {what} | {b:.2} {unit} | {a:.2} {unit} | {ratio:.2}x |");
+        rows.push(json!({"measurement": what, "before": b, "after": a, "speedup": ratio, "unit": unit}));
+    };
+    for (k, n) in [(768, 2304), (768, 50258)] {
+        let b = matmul_gflops(&before, 16, k, n, DType::F32);
+        let a = matmul_gflops(&after, 16, k, n, DType::F32);
+        row(format!("matmul 16x{k} · {k}x{n}"), b, a, true, "GFLOP/s");
+    }
+    for name in &args.compare_rows {
+        let Some(files) = model_files(name) else { continue };
+        let load = |gpu: &Arc<Gpu>| {
+            Session::load(gpu, &files, &LoadOptions { dtype: Some(DType::F32), ..Default::default() }).expect("load")
+        };
+        let (mut sb, mut sa) = (load(&before), load(&after));
+        let fill = sa.info().context / 2;
+        let (cb, db) = forward_ms(&sb, fill);
+        let (ca, da) = forward_ms(&sa, fill);
+        row(format!("{name}: commit forward (cache half full)"), cb, ca, false, "ms");
+        row(format!("{name}: denoising step (forward + logits)"), db, da, false, "ms");
+        let l = sa.info().block_size as u32;
+        let o = GenerateOptions {
+            strategy: Strategy::Confidence,
+            steps: Some((l / 4).max(1)),
+            max_tokens: if name == "medium" && args.kv_tokens > 0 { args.kv_tokens } else { args.gen_tokens },
+            stop_at_eos: false,
+            entropy_guard: false,
+            seed: 7,
+            ..Default::default()
+        };
+        let gb = generate(&mut sb, &o)["tokens_per_second"].as_f64().unwrap_or(0.0);
+        let ga = generate(&mut sa, &o)["tokens_per_second"].as_f64().unwrap_or(0.0);
+        row(
+            format!("{name}: generation, {} tokens, confidence L/4 steps, KV cache", o.max_tokens),
+            gb,
+            ga,
+            true,
+            "tokens/s",
+        );
+    }
+    json!(rows)
+}
+
 fn main() {
     let args = Args::parse();
+    if !args.compare_rows.is_empty() {
+        let report = json!({"compare_rows": compare_rows(&args)});
+        if let Some(path) = args.json {
+            std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap_or_default()).expect("write JSON");
+        }
+        return;
+    }
     let gpu = Gpu::new_blocking(GpuOptions::default()).expect("GPU adapter");
     println!("adapter: {}", gpu.adapter);
     let mut report = json!({"adapter": gpu.adapter.to_string(), "shader_f16": gpu.features.shader_f16});

@@ -1,6 +1,7 @@
 // Decides which still-masked positions of the current block to commit this step, and writes
-// their sampled tokens into the block (which is the next step's input). One invocation: a block
-// holds at most MAX_BLOCK positions, so a serial pass is cheaper than any parallel sort.
+// their sampled tokens into the block (which is the next step's input). One workgroup, one
+// invocation per position (a block holds at most MAX_BLOCK = 256): each position works out its
+// own rank among the masked ones, so no invocation runs a serial sort.
 //
 // Strategies:
 //   0 first-hitting   one uniformly chosen masked position per step
@@ -10,6 +11,7 @@
 //   2 confidence      highest p_token first: k_fixed per step, or ceil(masked / steps left), or with
 //                     threshold > 0 every position with p_token >= threshold (at least one)
 //   3 entropy-bounded lowest entropy first, while the summed entropy stays <= bound (at least one)
+// Ranks break ties towards the lower position.
 //
 // state[0] = masked positions left after this step, state[1] = positions committed this step.
 
@@ -42,7 +44,11 @@ struct Sample {
 @group(0) @binding(3) var<storage, read_write> state: array<u32>;
 
 const MAX_BLOCK: u32 = 256u;
-const NONE: u32 = 0xffffffffu;
+
+var<workgroup> masked: array<u32, 256>;   // 1 if the position is masked before this step
+var<workgroup> keys: array<f32, 256>;     // rank key: larger first
+var<workgroup> n_masked: atomic<u32>;
+var<workgroup> n_done: atomic<u32>;
 
 fn pcg(v: u32) -> u32 {
     let s = v * 747796405u + 2891336453u;
@@ -50,108 +56,88 @@ fn pcg(v: u32) -> u32 {
     return (word >> 22u) ^ word;
 }
 
-// Sort key: larger first. Confidence ranks by p_token, entropy-bounded by -entropy.
-fn rank_key(i: u32) -> f32 {
-    if (p.strategy == 3u) {
-        return -samples[i].entropy;
-    }
-    return samples[i].p_token;
+// Whether masked position j ranks before masked position i.
+fn before(j: u32, i: u32) -> bool {
+    return keys[j] > keys[i] || (keys[j] == keys[i] && j < i);
 }
 
-fn is_masked(i: u32) -> bool {
-    return tokens[p.tok_offset + i] == p.mask_id;
-}
-
-// The best still-masked position (ties: the lowest position), or NONE.
-fn best_masked(len: u32) -> u32 {
-    var best = NONE;
-    for (var i = 0u; i < len; i++) {
-        if (is_masked(i) && (best == NONE || rank_key(i) > rank_key(best))) {
-            best = i;
-        }
-    }
-    return best;
-}
-
-fn commit(i: u32) {
-    tokens[p.tok_offset + i] = samples[i].token;
-}
-
-// Positions are committed by writing their token, so "still masked" doubles as "not yet
-// chosen": repeated scans replace a sort and need no arrays.
-@compute @workgroup_size(1, 1, 1)
-fn main() {
+@compute @workgroup_size(256, 1, 1)
+fn main(@builtin(local_invocation_index) i: u32) {
     let len = min(p.len, MAX_BLOCK);
-    var n = 0u;
-    for (var i = 0u; i < len; i++) {
-        if (is_masked(i)) {
-            n++;
+    if (i == 0u) {
+        atomicStore(&n_masked, 0u);
+        atomicStore(&n_done, 0u);
+    }
+    var m = 0u;
+    var key = 0.0;
+    if (i < len) {
+        if (tokens[p.tok_offset + i] == p.mask_id) {
+            m = 1u;
+        }
+        // Confidence ranks by p_token, entropy-bounded by -entropy.
+        key = samples[i].p_token;
+        if (p.strategy == 3u) {
+            key = -samples[i].entropy;
         }
     }
-    if (n == 0u) {
-        state[0] = 0u;
-        state[1] = 0u;
-        return;
+    masked[i] = m;
+    keys[i] = key;
+    workgroupBarrier();
+    if (m == 1u) {
+        atomicAdd(&n_masked, 1u);
     }
-    let key = pcg(p.step + pcg((p.seed_lo ^ 0x9e3779b9u) + pcg(p.seed_hi)));
+    workgroupBarrier();
+    let n = atomicLoad(&n_masked);
+
     var steps_left = 1u;
     if (p.steps > p.step) {
         steps_left = p.steps - p.step;
     }
-    var done = 0u;
-
-    if (p.strategy == 0u) {
-        // The r-th masked position, r uniform in [0, n).
-        var r = pcg(key) % n;
-        for (var i = 0u; i < len; i++) {
-            if (is_masked(i)) {
-                if (r == 0u) {
-                    commit(i);
-                    break;
+    var take = false;
+    if (m == 1u) {
+        if (p.strategy == 0u) {
+            // The r-th masked position, r uniform in [0, n).
+            let r = pcg(pcg(p.step + pcg((p.seed_lo ^ 0x9e3779b9u) + pcg(p.seed_hi)))) % n;
+            var below = 0u;
+            for (var j = 0u; j < i; j++) {
+                below += masked[j];
+            }
+            take = below == r;
+        } else if (p.strategy == 1u) {
+            take = steps_left == 1u || samples[i].draw < 1.0 / f32(steps_left);
+        } else {
+            // Rank among the masked positions, and (entropy-bounded) the entropy of those before.
+            var rank = 0u;
+            var ahead = 0.0;
+            for (var j = 0u; j < len; j++) {
+                if (masked[j] == 1u && before(j, i)) {
+                    rank++;
+                    ahead -= keys[j];
                 }
-                r--;
             }
-        }
-        done = 1u;
-    } else if (p.strategy == 1u) {
-        // The per-position uniform draw comes from the sampler (hashing in this loop made
-        // lavapipe leak memory on every dispatch).
-        let reveal = 1.0 / f32(steps_left);
-        for (var i = 0u; i < len; i++) {
-            if (is_masked(i) && (steps_left == 1u || samples[i].draw < reveal)) {
-                commit(i);
-                done++;
-            }
-        }
-    } else if (p.strategy == 2u) {
-        var take = n;
-        if (p.threshold <= 0.0) {
-            if (p.k_fixed > 0u) {
-                take = min(p.k_fixed, n);
+            if (p.strategy == 2u) {
+                if (p.threshold > 0.0) {
+                    take = rank == 0u || samples[i].p_token >= p.threshold;
+                } else {
+                    var quota = (n + steps_left - 1u) / steps_left;
+                    if (p.k_fixed > 0u) {
+                        quota = min(p.k_fixed, n);
+                    }
+                    take = rank < quota;
+                }
             } else {
-                take = (n + steps_left - 1u) / steps_left;
+                take = rank == 0u || ahead + samples[i].entropy <= p.entropy_bound;
             }
-        }
-        loop {
-            let b = best_masked(len);
-            if (b == NONE || done == take || (done > 0u && p.threshold > 0.0 && samples[b].p_token < p.threshold)) {
-                break;
-            }
-            commit(b);
-            done++;
-        }
-    } else {
-        var total = 0.0;
-        loop {
-            let b = best_masked(len);
-            if (b == NONE || (done > 0u && total + samples[b].entropy > p.entropy_bound)) {
-                break;
-            }
-            total += samples[b].entropy;
-            commit(b);
-            done++;
         }
     }
-    state[0] = n - done;
-    state[1] = done;
+    if (take) {
+        tokens[p.tok_offset + i] = samples[i].token;
+        atomicAdd(&n_done, 1u);
+    }
+    workgroupBarrier();
+    if (i == 0u) {
+        let done = atomicLoad(&n_done);
+        state[0] = n - done;
+        state[1] = done;
+    }
 }

@@ -31,6 +31,9 @@ pub struct GpuOptions {
     /// Force the matmul path (`Some(true)`: workgroup-memory tiles as on GPUs); default by
     /// adapter type. Lets the CPU-adapter tests prove the GPU path correct.
     pub tiled_matmul: Option<bool>,
+    /// Force the register path's thread rows per workgroup (1, 2, 4 or 8; 8 is the fixed
+    /// 32-row tile of earlier versions). Default: fitted to each matmul's rows. For benchmarks.
+    pub matmul_rows: Option<u32>,
 }
 
 impl Default for GpuOptions {
@@ -42,6 +45,7 @@ impl Default for GpuOptions {
             allow_subgroups: true,
             storage_binding_cap: None,
             tiled_matmul: None,
+            matmul_rows: None,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Gpu {
     pub features: GpuFeatures,
     storage_binding: u64,
     tiled_matmul: Option<bool>,
+    matmul_rows: Option<u32>,
     pipelines: pipeline::PipelineCache,
     pub(crate) mem: Arc<MemStats>,
     /// Errors the device reported outside an error scope (validation, out of memory, loss).
@@ -201,6 +206,7 @@ impl Gpu {
             features,
             storage_binding,
             tiled_matmul: options.tiled_matmul,
+            matmul_rows: options.matmul_rows.filter(|r| [1, 2, 4, 8].contains(r)),
             pipelines: pipeline::PipelineCache::default(),
             mem: Arc::new(MemStats::default()),
             errors,
@@ -234,6 +240,11 @@ impl Gpu {
     /// SwiftShader) barriers cost more than the cache misses they save.
     pub fn prefers_tiled(&self) -> bool {
         self.tiled_matmul.unwrap_or(self.adapter.device_type != "Cpu")
+    }
+
+    /// The forced register-path thread rows, if any (see [`GpuOptions::matmul_rows`]).
+    pub fn matmul_rows(&self) -> Option<u32> {
+        self.matmul_rows
     }
 
     /// Live GPU buffer bytes allocated through this context.

@@ -98,7 +98,10 @@ impl Matmul<'_> {
             Epilogue::GatedAdd(g) => (1, Some(g)),
             Epilogue::Add => (2, None),
         };
-        let wg_y = wg_rows(self.m, tiled);
+        let wg_y = match rec.gpu().matmul_rows() {
+            Some(r) if !tiled => r,
+            _ => wg_rows(self.m, tiled),
+        };
         let defs = defines(self.w.dtype, tiled, wg_y, self.bias.is_some(), self.act, epi);
         let dummy = rec.gpu().dummy().clone();
         for chunk in &self.w.chunks {

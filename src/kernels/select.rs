@@ -95,7 +95,8 @@ impl Select<'_> {
     }
 }
 
-/// CPU twin: updates `tokens` in place, returns (masked left, committed).
+/// CPU twin: updates `tokens` in place, returns (masked left, committed). Mirrors the shader:
+/// every masked position decides from its own rank (ties to the lower position).
 pub fn cpu(
     rule: Rule,
     samples: &[Sample],
@@ -105,63 +106,45 @@ pub fn cpu(
     steps: u32,
     seed: u64,
 ) -> (u32, u32) {
-    let n = tokens.iter().filter(|&&t| t == mask_id).count();
+    let masked: Vec<bool> = tokens.iter().map(|&t| t == mask_id).collect();
+    let n = masked.iter().filter(|&&m| m).count();
     if n == 0 {
         return (0, 0);
     }
-    let key = rng::select_key(seed, step);
     let steps_left = if steps > step { steps - step } else { 1 };
-    let mut done = 0;
-    // The best still-masked position, ties to the lowest position (as the shader scans).
-    let best = |tokens: &[u32], key_of: &dyn Fn(usize) -> f32| {
-        (0..tokens.len()).filter(|&i| tokens[i] == mask_id).fold(None, |b: Option<usize>, i| match b {
-            Some(j) if key_of(i) <= key_of(j) => Some(j),
-            _ => Some(i),
-        })
+    let key =
+        |i: usize| if matches!(rule, Rule::EntropyBounded { .. }) { -samples[i].entropy } else { samples[i].p_token };
+    let before = |j: usize, i: usize| key(j) > key(i) || (key(j) == key(i) && j < i);
+    let rank_of = |i: usize| {
+        let (mut rank, mut ahead) = (0usize, 0.0f32);
+        for j in (0..tokens.len()).filter(|&j| masked[j] && before(j, i)) {
+            rank += 1;
+            ahead -= key(j);
+        }
+        (rank, ahead)
     };
-    match rule {
-        Rule::FirstHitting => {
-            let r = rng::pcg(key) as usize % n;
-            let i = (0..tokens.len()).filter(|&i| tokens[i] == mask_id).nth(r).unwrap_or(0);
-            tokens[i] = samples[i].token;
-            done = 1;
-        }
-        Rule::Ddpm => {
-            let reveal = 1.0 / steps_left as f32;
-            for i in 0..tokens.len() {
-                if tokens[i] == mask_id && (steps_left == 1 || samples[i].draw < reveal) {
-                    tokens[i] = samples[i].token;
-                    done += 1;
-                }
-            }
-        }
+    let r = rng::pcg(rng::select_key(seed, step)) as usize % n;
+    let take = |i: usize| match rule {
+        Rule::FirstHitting => masked[..i].iter().filter(|&&m| m).count() == r,
+        Rule::Ddpm => steps_left == 1 || samples[i].draw < 1.0 / steps_left as f32,
         Rule::Confidence { k, threshold } => {
-            let take = if threshold > 0.0 {
-                n
+            let (rank, _) = rank_of(i);
+            if threshold > 0.0 {
+                rank == 0 || samples[i].p_token >= threshold
             } else if k > 0 {
-                (k as usize).min(n)
+                rank < (k as usize).min(n)
             } else {
-                n.div_ceil(steps_left as usize)
-            };
-            while let Some(b) = best(tokens, &|i| samples[i].p_token) {
-                if done == take || (done > 0 && threshold > 0.0 && samples[b].p_token < threshold) {
-                    break;
-                }
-                tokens[b] = samples[b].token;
-                done += 1;
+                rank < n.div_ceil(steps_left as usize)
             }
         }
         Rule::EntropyBounded { bound } => {
-            let mut total = 0.0;
-            while let Some(b) = best(tokens, &|i| -samples[i].entropy) {
-                if done > 0 && total + samples[b].entropy > bound {
-                    break;
-                }
-                total += samples[b].entropy;
-                tokens[b] = samples[b].token;
-                done += 1;
-            }
+            let (rank, ahead) = rank_of(i);
+            rank == 0 || ahead + samples[i].entropy <= bound
         }
+    };
+    let chosen: Vec<usize> = (0..tokens.len()).filter(|&i| masked[i] && take(i)).collect();
+    for &i in &chosen {
+        tokens[i] = samples[i].token;
     }
-    ((n - done) as u32, done as u32)
+    ((n - chosen.len()) as u32, chosen.len() as u32)
 }
