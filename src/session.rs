@@ -211,13 +211,20 @@ impl Session {
         options: &GenerateOptions,
         on_event: &mut dyn FnMut(Event) -> bool,
     ) -> Result<Generation> {
+        let ids = self.chat_ids(messages)?;
+        self.generate_ids(&ids, options, true, on_event).await
+    }
+
+    /// The prompt tokens [`chat`](Self::chat) generates after: `messages` rendered with the chat
+    /// template and encoded (after BOS for models trained with one).
+    pub fn chat_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
         let text = self.chat_template.render(messages)?;
         let mut ids = Vec::new();
         if self.info().add_bos {
             ids.push(self.tokenizer.bos.unwrap_or(0));
         }
         ids.extend(self.tokenizer.encode(&text)?);
-        self.generate_ids(&ids, options, true, on_event).await
+        Ok(ids)
     }
 
     /// Forgets the cached conversation.

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Browser tests of the npm package and the demo, in real headless Chromium (WebGPU; SwiftShader
-# when there is no GPU). Idempotent: installs Debian's chromium and playwright-core (npm ci, never
-# a downloaded browser), builds web/pkg with web/build.sh, runs `node --test web/test/` and ends
-# with a line "N passed, M failed".
+# Browser tests of the npm package, the demo and chat, in real headless Chromium (WebGPU;
+# SwiftShader when there is no GPU). Idempotent: installs Debian's chromium and playwright-core
+# (npm ci, never a downloaded browser), builds web/pkg with web/build.sh, writes the chat test
+# model (target/test-models/sdar-chat, `cargo run --example make_test_sdar`), runs
+# `node --test web/test/` and ends with a line "N passed, M failed".
 # Usage: web/test.sh        env: SKIP_BUILD=1 (reuse web/pkg), BLOCKDIFF_TEST_MODEL=/url/path/
 #                                (a model directory under the repository; default the bundled
 #                                /models/bd3lm-shakespeare-tiny/), CHROMIUM=/path/to/chromium
@@ -26,6 +27,15 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     web/build.sh
 fi
 
+# The tiny random SDAR model of chat.test.mjs: Qwen3's tokenizer and chat template over random
+# weights, written by a native example (deterministic; SKIP_BUILD=1 reuses an existing one).
+CHAT_MODEL=target/test-models/sdar-chat
+if [ -z "${SKIP_BUILD:-}" ] || [ ! -s "$CHAT_MODEL/model.safetensors" ]; then
+    echo "== chat test model ($CHAT_MODEL)"
+    scripts/fetch-qwen-tokenizer.sh
+    CARGO_TERM_COLOR=never cargo run --quiet --example make_test_sdar -- "$CHAT_MODEL"
+fi
+
 mkdir -p web/test/artifacts
 TAP=web/test/artifacts/results.tap
 echo "== node --test web/test/"
@@ -42,5 +52,5 @@ skipped=$(awk '/^# skipped /{print $3}' "$TAP" | tail -1)
 cancelled=$(awk '/^# cancelled /{print $3}' "$TAP" | tail -1)
 fail=$((${fail:-0} + ${cancelled:-0}))
 echo "${pass:-0} passed, ${fail} failed${skipped:+, $skipped skipped}"
-echo "artifacts: web/test/artifacts/ (demo.png, denoising.png, metrics.json, browser.log)"
+echo "artifacts: web/test/artifacts/ (demo.png, denoising.png, metrics.json, browser.log, chat-metrics.json, chat-browser.log)"
 exit $rc

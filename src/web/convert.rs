@@ -2,11 +2,12 @@
 //! `Error` with the Rust message and a `code`), option objects (camelCase keys, checked one by
 //! one so a message names the offending option), and results (serde values with camelCase keys).
 
+use crate::chat::ChatMessage;
 use crate::error::Error;
 use crate::gpu::DType;
 use crate::sample::{GenerateOptions, Strategy};
 use crate::session::ScoreOptions;
-use js_sys::Reflect;
+use js_sys::{Array, Reflect};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
@@ -121,8 +122,18 @@ const GENERATE_KEYS: &[&str] = &[
 
 /// `GenerateOptions` from a JS object with camelCase keys, validated for `block` positions.
 pub fn generate_options(value: &JsValue, block: usize) -> Result<GenerateOptions, JsValue> {
-    let mut map = options_object(value, "generate options")?;
-    let mut o = GenerateOptions::default();
+    options_over(value, block, GenerateOptions::default(), "generate options")
+}
+
+/// `GenerateOptions` for a chat turn: the model's `generation_config.json` defaults (`base`)
+/// overridden by the JS object's keys.
+pub fn chat_options(value: &JsValue, block: usize, base: GenerateOptions) -> Result<GenerateOptions, JsValue> {
+    options_over(value, block, base, "chat options")
+}
+
+fn options_over(value: &JsValue, block: usize, base: GenerateOptions, what: &str) -> Result<GenerateOptions, JsValue> {
+    let mut map = options_object(value, what)?;
+    let mut o = base;
     if let Some(s) = take::<String>(&mut map, "strategy", "a string")? {
         o.strategy = s.parse::<Strategy>().map_err(|e| from_error(&e))?;
     }
@@ -164,8 +175,23 @@ pub fn score_options(value: &JsValue) -> Result<ScoreOptions, JsValue> {
     Ok(o)
 }
 
-/// Load options: `{ dtype: 'f32' | 'f16' }`.
-pub fn load_dtype(value: &JsValue) -> Result<Option<DType>, JsValue> {
+/// What `loadSession`'s options object holds besides the positional files.
+#[derive(Default)]
+pub struct LoadOptions {
+    pub dtype: Option<DType>,
+    /// The text of `chat_template.jinja`.
+    pub chat_template: Option<String>,
+    /// `tokenizer_config.json` (may hold `chat_template`).
+    pub tokenizer_config: Option<Value>,
+    /// `generation_config.json` (sampling defaults and EOS ids of chat).
+    pub generation_config: Option<Value>,
+}
+
+const LOAD_KEYS: &[&str] = &["dtype", "chatTemplate", "tokenizerConfig", "generationConfig"];
+
+/// Load options: `{ dtype?: 'f32' | 'f16', chatTemplate?: string, tokenizerConfig?: string |
+/// object, generationConfig?: string | object }` (the JSON files as their text or parsed).
+pub fn load_options(value: &JsValue) -> Result<LoadOptions, JsValue> {
     let mut map = options_object(value, "load options")?;
     let dtype = match take::<String>(&mut map, "dtype", "'f32' or 'f16'")?.as_deref() {
         None => None,
@@ -173,8 +199,99 @@ pub fn load_dtype(value: &JsValue) -> Result<Option<DType>, JsValue> {
         Some("f16") => Some(DType::F16),
         Some(other) => return Err(options_error(&format!("dtype must be 'f32' or 'f16', got '{other}'"))),
     };
-    no_leftovers(&map, &["dtype"])?;
-    Ok(dtype)
+    let chat_template = take::<String>(&mut map, "chatTemplate", "a string (the text of chat_template.jinja)")?;
+    let tokenizer_config = json_file(&mut map, "tokenizerConfig", "tokenizer_config.json")?;
+    let generation_config = json_file(&mut map, "generationConfig", "generation_config.json")?;
+    no_leftovers(&map, LOAD_KEYS)?;
+    Ok(LoadOptions { dtype, chat_template, tokenizer_config, generation_config })
+}
+
+/// A JSON file given as its text or as an object; it must hold a JSON object.
+fn json_file(map: &mut Map<String, Value>, key: &str, file: &str) -> Result<Option<Value>, JsValue> {
+    let value = match map.remove(key) {
+        None => return Ok(None),
+        Some(Value::String(text)) => serde_json::from_str::<Value>(&text)
+            .map_err(|e| js_error("config", &format!("{file} is not valid JSON: {e}")))?,
+        Some(v @ Value::Object(_)) => return Ok(Some(v)),
+        Some(v) => {
+            return Err(options_error(&format!("{key} must be the text of {file} or an object, got {}", short(&v))))
+        }
+    };
+    if !value.is_object() {
+        return Err(js_error("config", &format!("{file} must hold a JSON object, got {}", short(&value))));
+    }
+    Ok(Some(value))
+}
+
+fn input_error(message: &str) -> JsValue {
+    js_error("input", &format!("invalid input: {message}"))
+}
+
+/// What a JS value is, for messages ("the number 3", "null", "an array", ...).
+fn describe(v: &JsValue) -> String {
+    if v.is_undefined() {
+        "undefined".into()
+    } else if v.is_null() {
+        "null".into()
+    } else if Array::is_array(v) {
+        "an array".into()
+    } else if let Some(s) = v.as_string() {
+        format!("the string {}", short(&Value::String(s)))
+    } else if let Some(n) = v.as_f64() {
+        format!("the number {n}")
+    } else {
+        match v.js_typeof().as_string().as_deref() {
+            Some("object") => "an object".into(),
+            Some("boolean") => "a boolean".into(),
+            Some("function") => "a function".into(),
+            Some(other) => format!("a {other}"),
+            None => "an unknown value".into(),
+        }
+    }
+}
+
+/// A conversation from a JS array of `{ role, content }` objects (other keys are ignored). The
+/// chat template decides which roles it accepts.
+pub fn chat_messages(value: &JsValue) -> Result<Vec<ChatMessage>, JsValue> {
+    if !Array::is_array(value) {
+        return Err(input_error(&format!(
+            "messages must be an array of {{ role, content }} objects, got {}",
+            describe(value)
+        )));
+    }
+    let array: &Array = value.unchecked_ref();
+    if array.length() == 0 {
+        return Err(input_error("a chat needs at least one message"));
+    }
+    let mut messages = Vec::with_capacity(array.length() as usize);
+    for (i, m) in array.iter().enumerate() {
+        if !m.is_object() || Array::is_array(&m) {
+            return Err(input_error(&format!(
+                "messages[{i}] must be a {{ role, content }} object, got {}",
+                describe(&m)
+            )));
+        }
+        let field = |key: &str| {
+            Reflect::get(&m, &JsValue::from_str(key))
+                .map_err(|_| input_error(&format!("messages[{i}].{key} cannot be read")))
+        };
+        let role = field("role")?;
+        let role = match role.as_string() {
+            Some(r) if !r.trim().is_empty() => r,
+            _ => {
+                return Err(input_error(&format!(
+                    "messages[{i}].role must be a non-empty string such as 'system', 'user' or 'assistant', got {}",
+                    describe(&role)
+                )))
+            }
+        };
+        let content = field("content")?;
+        let Some(content) = content.as_string() else {
+            return Err(input_error(&format!("messages[{i}].content must be a string, got {}", describe(&content))));
+        };
+        messages.push(ChatMessage { role, content });
+    }
+    Ok(messages)
 }
 
 /// A whole number in `[lo, hi]` from a JS number argument.

@@ -10,9 +10,11 @@
 
 mod convert;
 
+use crate::chat::ChatTemplate;
+use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions};
 use crate::model::{LoadOptions, ModelFiles, ModelInfo};
-use crate::sample::Event;
+use crate::sample::{Event, GenerateOptions};
 use crate::session::Session;
 use crate::tokenizer::Tokenizer;
 use convert::{from_error, js_error, to_js};
@@ -62,6 +64,12 @@ struct Shared {
     tokenizer: Tokenizer,
     info: ModelInfo,
     source: String,
+    /// A copy of the chat template, so `applyChatTemplate` works while the session is busy.
+    chat_template: ChatTemplate,
+    /// Whether the model ships a chat template (else chat uses ChatML).
+    has_chat_template: bool,
+    /// The options a chat turn starts from (`generation_config.json`'s sampling defaults).
+    chat_defaults: GenerateOptions,
 }
 
 impl Shared {
@@ -100,6 +108,15 @@ impl Shared {
     }
 }
 
+/// An error of [`ChatTemplate::render`]: a template that cannot render the messages (its
+/// `raise_exception`, a role it does not know) is the caller's input problem.
+fn template_error(e: &Error) -> JsValue {
+    match e {
+        Error::Tokenizer(m) => js_error("input", &format!("invalid input: {m}")),
+        e => from_error(e),
+    }
+}
+
 fn disposed_error() -> JsValue {
     js_error("disposed", "this session was disposed; load the model again")
 }
@@ -110,8 +127,10 @@ pub struct WebSession {
     shared: Rc<Shared>,
 }
 
-/// Loads a model from its files' bytes. `options`: `{ dtype?: 'f32' | 'f16' }` (default: f16
-/// when the adapter has `shader-f16`, f32 otherwise).
+/// Loads a model from its files' bytes. `options`: `{ dtype?: 'f32' | 'f16', chatTemplate?,
+/// tokenizerConfig?, generationConfig? }`: `dtype` defaults to f16 when the adapter has
+/// `shader-f16`, f32 otherwise; the optional chat files are the text of `chat_template.jinja` and
+/// the text (or parsed object) of `tokenizer_config.json` and `generation_config.json`.
 #[wasm_bindgen(js_name = loadSession)]
 pub async fn load_session(
     source: String,
@@ -120,10 +139,20 @@ pub async fn load_session(
     tokenizer: Vec<u8>,
     options: JsValue,
 ) -> Result<WebSession, JsValue> {
-    let dtype = convert::load_dtype(&options)?;
+    let load = convert::load_options(&options)?;
     // Cheap checks first, so a malformed file fails before a GPU device is opened.
     let files = ModelFiles::from_bytes(&source, &config, weights, Some(tokenizer)).map_err(|e| from_error(&e))?;
     drop(config);
+    let files = ModelFiles {
+        chat_template: load.chat_template,
+        tokenizer_config: load.tokenizer_config,
+        generation_config: load.generation_config,
+        ..files
+    };
+    let has_chat_template = files.chat_template.is_some()
+        || files.tokenizer_config.as_ref().and_then(|c| c.get("chat_template")).is_some_and(|t| t.is_string());
+    let chat_template = ChatTemplate::new(files.chat_template.as_deref(), files.tokenizer_config.as_ref())
+        .map_err(|e| from_error(&e))?;
     files.checkpoint().map_err(|e| from_error(&e))?;
     crate::model::detect(&files.config).map_err(|e| from_error(&e))?;
     let tok = Tokenizer::from_bytes(files.tokenizer.as_deref().unwrap_or_default()).map_err(|e| from_error(&e))?;
@@ -134,7 +163,7 @@ pub async fn load_session(
         ));
     }
     let gpu = Gpu::new(GpuOptions::default()).await.map_err(|e| from_error(&e))?;
-    let session = match Session::load(&gpu, &files, &LoadOptions { dtype, ..Default::default() }) {
+    let session = match Session::load(&gpu, &files, &LoadOptions { dtype: load.dtype, ..Default::default() }) {
         Ok(s) => s,
         Err(e) => {
             gpu.device.destroy();
@@ -143,6 +172,12 @@ pub async fn load_session(
     };
     drop(files);
     let info = session.info();
+    let chat_defaults = session.default_options();
+    if let Err(e) = chat_defaults.validate(info.block_size) {
+        drop(session);
+        gpu.device.destroy();
+        return Err(js_error("config", &format!("generation_config.json: {e}")));
+    }
     Ok(WebSession {
         shared: Rc::new(Shared {
             state: RefCell::new(State::Idle(Box::new(session))),
@@ -151,6 +186,9 @@ pub async fn load_session(
             tokenizer: tok,
             info,
             source,
+            chat_template,
+            has_chat_template,
+            chat_defaults,
         }),
     })
 }
@@ -199,17 +237,61 @@ impl WebSession {
     /// disposed session throw synchronously.
     pub fn generate(&self, prompt: String, options: JsValue, on_event: Function) -> Result<Promise, JsValue> {
         let opts = convert::generate_options(&options, self.shared.info.block_size)?;
-        let mut session = self.shared.take("generate")?;
-        let prompt_len = match session.prompt_ids(&prompt) {
-            Ok(ids) => ids.len(),
+        let session = self.shared.take("generate")?;
+        let ids = match session.prompt_ids(&prompt) {
+            Ok(ids) => ids,
             Err(e) => {
                 self.shared.put_back(session);
                 return Err(from_error(&e));
             }
         };
-        let prompt_in_first = prompt_len % self.shared.info.block_size;
+        Ok(self.run(session, ids, false, opts, on_event))
+    }
+
+    /// Answers the last of `messages` (an array of `{ role, content }`), rendered with the
+    /// model's chat template; the keys and values of the conversation's earlier turns stay in the
+    /// KV cache and are not recomputed (`stats.reusedTokens`). `options` are those of `generate`,
+    /// on top of the model's `generation_config.json` defaults. Events and result as `generate`.
+    /// Bad messages or options and a busy or disposed session throw synchronously.
+    pub fn chat(&self, messages: JsValue, options: JsValue, on_event: Function) -> Result<Promise, JsValue> {
+        let messages = convert::chat_messages(&messages)?;
+        // Rendering first: a template that rejects the messages fails before the session is taken.
+        self.shared.chat_template.render(&messages).map_err(|e| template_error(&e))?;
+        let opts = convert::chat_options(&options, self.shared.info.block_size, self.shared.chat_defaults.clone())?;
+        let session = self.shared.take("chat")?;
+        let ids = match session.chat_ids(&messages) {
+            Ok(ids) => ids,
+            Err(e) => {
+                self.shared.put_back(session);
+                return Err(from_error(&e));
+            }
+        };
+        Ok(self.run(session, ids, true, opts, on_event))
+    }
+
+    /// The prompt text `chat(messages)` generates after (the chat template applied, ending with
+    /// the assistant's turn header). Works while an operation runs.
+    #[wasm_bindgen(js_name = applyChatTemplate)]
+    pub fn apply_chat_template(&self, messages: JsValue) -> Result<String, JsValue> {
+        self.check_alive()?;
+        let messages = convert::chat_messages(&messages)?;
+        self.shared.chat_template.render(&messages).map_err(|e| template_error(&e))
+    }
+
+    /// Runs a generation after `ids` (keeping the cached prefix it shares with the last chat turn
+    /// when `reuse`) and streams its events to `on_event`; the session goes back to its slot when
+    /// it ends.
+    fn run(
+        &self,
+        mut session: Box<Session>,
+        ids: Vec<u32>,
+        reuse: bool,
+        opts: GenerateOptions,
+        on_event: Function,
+    ) -> Promise {
+        let prompt_in_first = ids.len() % self.shared.info.block_size;
         let shared = self.shared.clone();
-        Ok(future_to_promise(async move {
+        future_to_promise(async move {
             let mut callback_error: Option<JsValue> = None;
             let result = {
                 let mut on = |event: Event| -> bool {
@@ -225,7 +307,7 @@ impl WebSession {
                         }
                     }
                 };
-                session.generate(&prompt, &opts, &mut on).await
+                session.generate_ids(&ids, &opts, reuse, &mut on).await
             };
             shared.put_back(session);
             if let Some(e) = callback_error {
@@ -233,7 +315,7 @@ impl WebSession {
             }
             let generation = result.map_err(|e| from_error(&e))?;
             to_js(&generation)
-        }))
+        })
     }
 
     /// The block-diffusion NLL bound of `text`. `options`: `{ samples?: number, seed?: number }`.
@@ -292,6 +374,13 @@ impl WebSession {
         set(obj, "features", features);
         set(obj, "gpuBytes", gpu.memory().live_bytes() as f64);
         set(obj, "source", self.shared.source.as_str());
+        set(obj, "chatTemplate", self.shared.has_chat_template);
+        let d = &self.shared.chat_defaults;
+        let defaults = Object::new();
+        set(&defaults, "temperature", d.temperature);
+        set(&defaults, "topP", d.top_p);
+        set(&defaults, "topK", d.top_k);
+        set(obj, "chatDefaults", defaults);
         set(obj, "busy", matches!(*self.shared.state.borrow(), State::Busy));
         if let State::Idle(s) = &*self.shared.state.borrow() {
             let (weights, cache) = s.memory();

@@ -1,5 +1,5 @@
-// Type declarations of the `blockdiff` package: block diffusion language models (BD3-LM) on
-// WebGPU in the browser.
+// Type declarations of the `blockdiff` package: block diffusion language models (BD3-LM, SDAR)
+// on WebGPU in the browser.
 
 /** Every error of this package is an `Error` with the Rust message and one of these codes. */
 export type ErrorCode =
@@ -14,15 +14,32 @@ export interface BlockDiffError extends Error {
 /** A file: a URL (resolved against the page) or its bytes. */
 export type FileSource = string | URL | ArrayBuffer | ArrayBufferView | Blob;
 
+/** A model's files. The chat files are optional: without a chat template `chat` uses ChatML;
+ * `generation_config.json` gives chat's sampling defaults and end-of-turn tokens. */
+export interface ModelFiles {
+  config: FileSource;
+  weights: FileSource;
+  tokenizer: FileSource;
+  /** `chat_template.jinja` (Jinja, as Hugging Face ships it). */
+  chatTemplate?: FileSource;
+  /** `tokenizer_config.json` (its `chat_template` is used when there is no `chat_template.jinja`). */
+  tokenizerConfig?: FileSource;
+  /** `generation_config.json` (`temperature`, `top_p`, `top_k`, `eos_token_id`). */
+  generationConfig?: FileSource;
+}
+
 export type ModelSource =
-  /** A directory URL holding `config.json`, `model.safetensors` and `tokenizer.json`. */
+  /** A directory URL holding `config.json`, `model.safetensors` and `tokenizer.json`, and
+   * optionally `chat_template.jinja`, `tokenizer_config.json`, `generation_config.json` (an HTTP
+   * 404 for those means "absent"). */
   | string
   | URL
   | { baseUrl: string | URL }
-  | { files: { config: FileSource; weights: FileSource; tokenizer: FileSource } };
+  /** Explicit files (URLs or bytes); a chat file given here must exist. */
+  | { files: ModelFiles };
 
-/** Download progress. `loaded`/`total` are summed over the three files (`total` is null until
- * every file's size is known). */
+/** Download progress. `loaded`/`total` are summed over the files (`total` is null until every
+ * file's size is known). */
 export interface ProgressEvent {
   /** `fetch` while bytes arrive, `gpu` while the weights go to the GPU, `ready` at the end. */
   phase: 'fetch' | 'gpu' | 'ready';
@@ -116,6 +133,10 @@ export interface BlockEvent {
 
 export interface GenerationStats {
   promptTokens: number;
+  /** Prompt tokens whose keys/values were already in the KV cache (earlier turns of a chat). */
+  reusedTokens: number;
+  /** Prompt tokens run through the model (`promptTokens - reusedTokens`). */
+  prefillTokens: number;
   generatedTokens: number;
   blocks: number;
   /** Denoising forward passes (the diffusion NFE). */
@@ -135,6 +156,8 @@ export interface DoneEvent {
   text: string;
   tokens: number[];
   stop: StopReason;
+  /** The end-of-sequence token that stopped the generation (not in `tokens`), or null. */
+  eosToken: number | null;
   stats: GenerationStats;
 }
 
@@ -170,8 +193,19 @@ export interface ProbeRow {
   entropy: number;
 }
 
+/** One message of a conversation. Which roles exist is the chat template's business (usually
+ * `system`, `user`, `assistant`); other keys of the object are ignored. */
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** Chat takes the options of `generate`; unset sampling options come from the model's
+ * `generation_config.json` (see `ModelInfo.chatDefaults`). */
+export type ChatOptions = GenerateOptions;
+
 export interface ModelInfo {
-  architecture: 'bd3lm';
+  architecture: 'bd3lm' | 'sdar';
   vocabSize: number;
   maskId: number;
   blockSize: number;
@@ -188,6 +222,10 @@ export interface ModelInfo {
   weightBytes?: number;
   cacheBytes?: number;
   source: string;
+  /** Whether the model ships a chat template (else `chat` uses ChatML). */
+  chatTemplate: boolean;
+  /** The sampling defaults of `chat` (from `generation_config.json`, else the generate defaults). */
+  chatDefaults: { temperature: number; topP: number; topK: number };
   busy: boolean;
   fromCache: boolean;
 }
@@ -197,6 +235,8 @@ export interface LoadStats {
   ms: number;
   fromCache: boolean;
   files: { name: string; url: string | null; bytes: number; fromCache: boolean }[];
+  /** Optional files the directory does not have (e.g. `chat_template.jinja`). */
+  absent: string[];
 }
 
 /** A model loaded on the browser's WebGPU device. One operation runs at a time: a second call
@@ -211,9 +251,10 @@ export declare class BlockDiff {
   static readonly version: string;
   /** Deletes the cached model files (default cache `'blockdiff-v1'`). */
   static clearCache(name?: string): Promise<boolean>;
-  /** Fetches `config.json`, `model.safetensors`, `tokenizer.json` (from the Cache API when they
-   * are there) and loads the model onto the GPU. Rejects with a clear Error when WebGPU is
-   * missing, the adapter lacks a limit, or a file is malformed. */
+  /** Fetches `config.json`, `model.safetensors`, `tokenizer.json` and, where the directory has
+   * them, the chat files (from the Cache API when they are there) and loads the model onto the
+   * GPU. Rejects with a clear Error when WebGPU is missing, the adapter lacks a limit, or a file
+   * is malformed. */
   static load(source: ModelSource, options?: LoadOptions): Promise<BlockDiff>;
 
   /** Whether every file came from the cache. */
@@ -224,6 +265,14 @@ export declare class BlockDiff {
 
   /** Streams a generation. Throws at once on invalid options, a busy or a disposed session. */
   generate(prompt: string, options?: GenerateOptions): GenerationStream;
+  /** Answers the last of `messages` with the model's chat template. Earlier turns stay in the
+   * KV cache (append each answer as an `assistant` message and only the new part is computed:
+   * see `stats.reusedTokens`). Same events as `generate`. Throws at once (code `input`) on
+   * messages that are not an array of `{ role, content }` strings or that the template rejects,
+   * on invalid options, and on a busy or disposed session. */
+  chat(messages: ChatMessage[], options?: ChatOptions): GenerationStream;
+  /** The prompt text `chat(messages)` generates after (the chat template applied). */
+  applyChatTemplate(messages: ChatMessage[]): string;
   /** Runs a whole generation; resolves to the `done` event. */
   complete(prompt: string, options?: GenerateOptions): Promise<DoneEvent>;
   /** The block-diffusion NLL bound of `text` by Monte-Carlo over mask rates. */

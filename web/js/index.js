@@ -2,12 +2,21 @@
 //
 // A thin wrapper over the wasm-bindgen module (blockdiff_core.js): it fetches the model files
 // with streaming progress, keeps them in the Cache API so a second load works offline, and turns
-// the callback-based generation of the Rust session into an async iterator.
+// the callback-based generation (and chat) of the Rust session into an async iterator.
 
 import init, * as core from './blockdiff_core.js';
 
 const DEFAULT_CACHE = 'blockdiff-v1';
 const FILE_NAMES = { config: 'config.json', weights: 'model.safetensors', tokenizer: 'tokenizer.json' };
+/** Chat files: fetched from a `baseUrl` when the directory has them (HTTP 404 = absent). */
+const CHAT_FILE_NAMES = {
+  chatTemplate: 'chat_template.jinja',
+  tokenizerConfig: 'tokenizer_config.json',
+  generationConfig: 'generation_config.json',
+};
+const ALL_FILE_NAMES = { ...FILE_NAMES, ...CHAT_FILE_NAMES };
+/** Marks a cached "this optional file does not exist" answer. */
+const ABSENT_HEADER = 'x-blockdiff-absent';
 
 let ready = null;
 
@@ -91,12 +100,20 @@ async function readBody(response, onChunk) {
   return n === buf.length ? buf : buf.slice(0, n);
 }
 
+/** Whether an HTTP status (or a cached answer) says that an optional file does not exist. */
+function isAbsent(response) {
+  return response.status === 404 || response.status === 410 || response.headers.get(ABSENT_HEADER) === '1';
+}
+
 /**
- * Gets the three files. Each entry is `{ key, url?, bytes?, fromCache }`. Progress is aggregated
- * over all files once every response has arrived.
+ * Gets the model files. Each entry is `{ key, url?, bytes?, fromCache, optional, absent }`: an
+ * optional file (a chat file next to a `baseUrl`) that the server answers with 404 is absent,
+ * not an error, and that answer is cached too, so an offline load knows the file is not there.
+ * Progress is aggregated over all files once every response has arrived.
  */
-async function fetchFiles(sources, { cache, onProgress, signal }) {
-  const entries = Object.keys(FILE_NAMES).map((key) => ({ key, name: FILE_NAMES[key], source: sources[key] }));
+async function fetchFiles({ sources, optional }, { cache, onProgress, signal }) {
+  const entries = Object.keys(sources).map((key) =>
+    ({ key, name: ALL_FILE_NAMES[key], source: sources[key], optional: optional.has(key) }));
   const store = cache ? await openCache(cache) : null;
   const report = (file, extra) => {
     if (!onProgress) return;
@@ -122,7 +139,8 @@ async function fetchFiles(sources, { cache, onProgress, signal }) {
     if (store) {
       try {
         const hit = await store.match(e.url);
-        if (hit) {
+        // An "absent" answer only stands for a file that may be missing.
+        if (hit && (e.optional || hit.headers.get(ABSENT_HEADER) !== '1')) {
           e.response = hit;
           e.fromCache = true;
         }
@@ -136,14 +154,23 @@ async function fetchFiles(sources, { cache, onProgress, signal }) {
         if (signal && signal.aborted) throw fail('cancelled', 'loading was cancelled', err);
         throw fail('fetch', `fetching ${e.url} failed: ${err && err.message ? err.message : err}`, err);
       }
-      if (!r.ok) throw fail('fetch', `fetching ${e.url} failed: HTTP ${r.status} ${r.statusText}`.trim());
+      if (!r.ok && !(e.optional && isAbsent(r))) {
+        throw fail('fetch', `fetching ${e.url} failed: HTTP ${r.status} ${r.statusText}`.trim());
+      }
       e.response = r;
+    }
+    if (e.optional && isAbsent(e.response)) {
+      e.absent = true;
+      e.response = null;
+      e.loaded = e.total = 0;
+      return;
     }
     const len = Number(e.response.headers.get('content-length'));
     e.total = Number.isFinite(len) && len > 0 ? len : null;
     e.loaded = 0;
   }));
   await Promise.all(entries.map(async (e) => {
+    if (e.absent) return;
     if (e.bytes) {
       report(e);
       return;
@@ -164,20 +191,58 @@ async function fetchFiles(sources, { cache, onProgress, signal }) {
   return { entries, store };
 }
 
+const SOURCE_HELP = 'BlockDiff.load needs { baseUrl } or { files: { config, weights, tokenizer, '
+  + 'chatTemplate?, tokenizerConfig?, generationConfig? } }';
+
+/** `{ sources: { key: url or bytes }, optional: Set of keys whose 404 means "absent" }`. */
 function sourcesOf(source) {
   if (typeof source === 'string' || source instanceof URL) source = { baseUrl: String(source) };
-  if (!source || typeof source !== 'object') {
-    throw fail('input', 'BlockDiff.load needs { baseUrl } or { files: { config, weights, tokenizer } }');
+  if (!source || typeof source !== 'object') throw fail('input', SOURCE_HELP);
+  if (source.files) {
+    const sources = {};
+    for (const [key, value] of Object.entries(source.files)) {
+      if (!(key in ALL_FILE_NAMES)) {
+        throw fail('input', `unknown model file '${key}' (known: ${Object.keys(ALL_FILE_NAMES).join(', ')})`);
+      }
+      if (value != null) sources[key] = value;
+    }
+    for (const key of Object.keys(FILE_NAMES)) sources[key] = source.files[key];
+    return { sources, optional: new Set() };
   }
-  if (source.files) return source.files;
   if (source.baseUrl != null) {
     let base = String(source.baseUrl);
     if (!base.endsWith('/')) base += '/';
-    const out = {};
-    for (const [key, name] of Object.entries(FILE_NAMES)) out[key] = base + name;
-    return out;
+    const sources = {};
+    for (const [key, name] of Object.entries(ALL_FILE_NAMES)) sources[key] = base + name;
+    return { sources, optional: new Set(Object.keys(CHAT_FILE_NAMES)) };
   }
-  throw fail('input', 'BlockDiff.load needs { baseUrl } or { files: { config, weights, tokenizer } }');
+  throw fail('input', SOURCE_HELP);
+}
+
+/** The chat files as the text the wasm layer takes. */
+function chatOptions(by) {
+  const out = {};
+  for (const [key, name] of Object.entries(CHAT_FILE_NAMES)) {
+    const e = by[key];
+    if (!e || e.absent) continue;
+    try {
+      out[key] = new TextDecoder('utf-8', { fatal: true }).decode(e.bytes);
+    } catch (err) {
+      throw fail('file', `${e.url ?? name}: not UTF-8 text`, err);
+    }
+  }
+  return out;
+}
+
+/** Splits the options of `generate` and `chat` into the wrapper's and the wasm layer's. */
+function streamOptions(options, what) {
+  if (options == null) options = {};
+  if (typeof options !== 'object') throw fail('options', `invalid option: ${what} options must be an object`);
+  const { onBlock, onStep, signal, ...rest } = options;
+  if (onBlock != null && typeof onBlock !== 'function') throw fail('options', 'invalid option: onBlock must be a function');
+  if (onStep != null && typeof onStep !== 'function') throw fail('options', 'invalid option: onStep must be a function');
+  if (onStep && rest.streamSteps === undefined) rest.streamSteps = true;
+  return { rest, handlers: { onBlock, onStep, signal } };
 }
 
 /**
@@ -317,8 +382,9 @@ export class BlockDiff {
   }
 
   /**
-   * Fetches (or reads from the cache) `config.json`, `model.safetensors` and `tokenizer.json`
-   * and loads them onto the GPU.
+   * Fetches (or reads from the cache) `config.json`, `model.safetensors` and `tokenizer.json`,
+   * and the chat files `chat_template.jinja`, `tokenizer_config.json`, `generation_config.json`
+   * where the directory has them, and loads the model onto the GPU.
    */
   static async load(source, options = {}) {
     const { onProgress, cache = DEFAULT_CACHE, dtype, signal, wasm } = options ?? {};
@@ -337,27 +403,33 @@ export class BlockDiff {
     const by = Object.fromEntries(entries.map((e) => [e.key, e]));
     const label = entries.find((e) => e.key === 'weights').url ?? 'model';
     const where = label.replace(/\/?model\.safetensors$/, '') || label;
+    const coreOptions = chatOptions(by);
+    if (dtype) coreOptions.dtype = dtype;
     onProgress?.({ phase: 'gpu', file: null, url: null, loaded: 0, total: null, fromCache: false });
     const inner = await core.loadSession(where, by.config.bytes, by.weights.bytes, by.tokenizer.bytes,
-      dtype ? { dtype } : undefined);
+      coreOptions);
     // Only files that loaded cleanly are cached, so a bad download is never replayed.
     if (store) {
       await Promise.all(entries.filter((e) => e.url && !e.fromCache).map(async (e) => {
         try {
-          await store.put(e.url, new Response(e.bytes, {
-            headers: { 'content-type': 'application/octet-stream', 'content-length': String(e.bytes.length) },
-          }));
+          await store.put(e.url, e.absent
+            ? new Response(null, { status: 404, headers: { [ABSENT_HEADER]: '1' } })
+            : new Response(e.bytes, {
+              headers: { 'content-type': 'application/octet-stream', 'content-length': String(e.bytes.length) },
+            }));
         } catch (err) {
           console.warn(`blockdiff: could not cache ${e.url}`, err);
         }
       }));
     }
     const fromCache = entries.every((e) => e.fromCache);
+    const present = entries.filter((e) => !e.absent);
     const loadStats = {
-      bytes: entries.reduce((s, e) => s + e.bytes.length, 0),
+      bytes: present.reduce((s, e) => s + e.bytes.length, 0),
       ms: performance.now() - t0,
       fromCache,
-      files: entries.map((e) => ({ name: e.name, url: e.url ?? null, bytes: e.bytes.length, fromCache: !!e.fromCache })),
+      files: present.map((e) => ({ name: e.name, url: e.url ?? null, bytes: e.bytes.length, fromCache: !!e.fromCache })),
+      absent: entries.filter((e) => e.absent).map((e) => e.name),
     };
     onProgress?.({ phase: 'ready', file: null, url: null, loaded: loadStats.bytes, total: loadStats.bytes, fromCache });
     return new BlockDiff(inner, { fromCache, loadStats });
@@ -369,13 +441,29 @@ export class BlockDiff {
    */
   generate(prompt, options = {}) {
     if (typeof prompt !== 'string') throw fail('input', 'invalid input: the prompt must be a string');
-    if (options == null) options = {};
-    if (typeof options !== 'object') throw fail('options', 'invalid option: generate options must be an object');
-    const { onBlock, onStep, signal, ...rest } = options;
-    if (onBlock != null && typeof onBlock !== 'function') throw fail('options', 'invalid option: onBlock must be a function');
-    if (onStep != null && typeof onStep !== 'function') throw fail('options', 'invalid option: onStep must be a function');
-    if (onStep && rest.streamSteps === undefined) rest.streamSteps = true;
-    return new GenerationStream((onEvent) => this.#inner.generate(prompt, rest, onEvent), { onBlock, onStep, signal });
+    const { rest, handlers } = streamOptions(options, 'generate');
+    return new GenerationStream((onEvent) => this.#inner.generate(prompt, rest, onEvent), handlers);
+  }
+
+  /**
+   * Answers the last of `messages` (`[{ role, content }, ...]`, rendered with the model's chat
+   * template). The conversation's earlier turns stay in the KV cache: keep the array growing
+   * (append the answer as an `assistant` message) and only the new part is computed. Options as
+   * `generate`, on top of the model's `generation_config.json` defaults. Returns the same async
+   * iterator of events as `generate`; throws at once on invalid messages or options, or when
+   * another operation is running.
+   */
+  chat(messages, options = {}) {
+    if (!Array.isArray(messages)) {
+      throw fail('input', 'invalid input: messages must be an array of { role, content } objects');
+    }
+    const { rest, handlers } = streamOptions(options, 'chat');
+    return new GenerationStream((onEvent) => this.#inner.chat(messages, rest, onEvent), handlers);
+  }
+
+  /** The prompt text `chat(messages)` generates after (the model's chat template applied). */
+  applyChatTemplate(messages) {
+    return this.#inner.applyChatTemplate(messages);
   }
 
   /** Runs a whole generation and resolves to its `done` event. */

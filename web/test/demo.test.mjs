@@ -2,7 +2,7 @@
 // SwiftShader (software) when there is no GPU. Runs with `node --test web/test/` (web/test.sh).
 
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ARTIFACTS, settled, skipReason, startBrowser, testModel, text } from './helpers.mjs';
@@ -301,6 +301,8 @@ describe('demo page in Chromium (WebGPU)', { skip: skip ?? false }, () => {
         allCached: seen.filter((p) => p.phase === 'fetch').every((p) => p.fromCache),
         final: seen.at(-1),
         fromCache: s.fromCache,
+        absent: s.loadStats.absent,
+        chatTemplate: s.info().chatTemplate,
       };
       const before = s.info().gpuBytes;
       await s.complete('a', { maxTokens: 4 });
@@ -326,6 +328,10 @@ describe('demo page in Chromium (WebGPU)', { skip: skip ?? false }, () => {
     assert.equal(r.progress.allCached, true);
     assert.equal(r.progress.fromCache, true);
     assert.equal(r.progress.final.loaded, r.progress.final.total);
+    // The chat files the directory lacks are absent (a cached 404), not an error.
+    const chatFiles = ['chat_template.jinja', 'tokenizer_config.json', 'generation_config.json'];
+    assert.deepEqual(r.progress.absent, chatFiles.filter((f) => !existsSync(join(model.dir, f))));
+    if (r.progress.absent.length === chatFiles.length) assert.equal(r.progress.chatTemplate, false);
     assert.ok(r.before > 0);
     assert.deepEqual(r.errs.generate.slice(0, 2), [true, 'disposed']);
     assert.match(r.errs.generate[2], /disposed/);
