@@ -36,6 +36,13 @@ if [ -z "${SKIP_BUILD:-}" ] || [ ! -s "$CHAT_MODEL/model.safetensors" ]; then
     CARGO_TERM_COLOR=never cargo run --quiet --example make_test_sdar -- "$CHAT_MODEL"
 fi
 
+# The q4 copy of the demo model that quant.test.mjs loads (blockdiff convert).
+Q4_MODEL=target/test-models/demo-q4
+if [ -z "${SKIP_BUILD:-}" ] || [ ! -s "$Q4_MODEL/model.safetensors" ]; then
+    echo "== q4 test model ($Q4_MODEL)"
+    CARGO_TERM_COLOR=never cargo run --quiet --bin blockdiff -- convert models/bd3lm-shakespeare-tiny "$Q4_MODEL" --to q4
+fi
+
 mkdir -p web/test/artifacts
 TAP=web/test/artifacts/results.tap
 echo "== node --test web/test/"

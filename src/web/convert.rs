@@ -189,15 +189,15 @@ pub struct LoadOptions {
 
 const LOAD_KEYS: &[&str] = &["dtype", "chatTemplate", "tokenizerConfig", "generationConfig"];
 
-/// Load options: `{ dtype?: 'f32' | 'f16', chatTemplate?: string, tokenizerConfig?: string |
+/// Load options: `{ dtype?: 'f32' | 'f16' | 'q8' | 'q4', chatTemplate?: string, tokenizerConfig?: string |
 /// object, generationConfig?: string | object }` (the JSON files as their text or parsed).
 pub fn load_options(value: &JsValue) -> Result<LoadOptions, JsValue> {
     let mut map = options_object(value, "load options")?;
-    let dtype = match take::<String>(&mut map, "dtype", "'f32' or 'f16'")?.as_deref() {
+    let dtype = match take::<String>(&mut map, "dtype", "'f32', 'f16', 'q8' or 'q4'")? {
         None => None,
-        Some("f32") => Some(DType::F32),
-        Some("f16") => Some(DType::F16),
-        Some(other) => return Err(options_error(&format!("dtype must be 'f32' or 'f16', got '{other}'"))),
+        Some(name) => Some(DType::parse(&name).ok_or_else(|| {
+            options_error(&format!("dtype must be 'f32', 'f16', 'q8' or 'q4', got '{name}'"))
+        })?),
     };
     let chat_template = take::<String>(&mut map, "chatTemplate", "a string (the text of chat_template.jinja)")?;
     let tokenizer_config = json_file(&mut map, "tokenizerConfig", "tokenizer_config.json")?;

@@ -9,11 +9,12 @@
 //! `RefCell` panic, and `dispose()` during an operation cancels it and frees the GPU afterwards.
 
 mod convert;
+mod source;
 
 use crate::chat::ChatTemplate;
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions};
-use crate::model::{LoadOptions, ModelFiles, ModelInfo};
+use crate::model::{LoadOptions, ModelFiles, ModelInfo, Weights};
 use crate::sample::{Event, GenerateOptions};
 use crate::session::Session;
 use crate::tokenizer::Tokenizer;
@@ -127,21 +128,23 @@ pub struct WebSession {
     shared: Rc<Shared>,
 }
 
-/// Loads a model from its files' bytes. `options`: `{ dtype?: 'f32' | 'f16', chatTemplate?,
-/// tokenizerConfig?, generationConfig? }`: `dtype` defaults to f16 when the adapter has
-/// `shader-f16`, f32 otherwise; the optional chat files are the text of `chat_template.jinja` and
+/// Loads a model from its files' bytes. `options`: `{ dtype?: 'f32' | 'f16' | 'q8' | 'q4',
+/// chatTemplate?, tokenizerConfig?, generationConfig? }`: `dtype` defaults to the stored q8/q4 of
+/// a converted model, else f16 when the adapter has `shader-f16`, else f32; the optional chat files are the text of `chat_template.jinja` and
 /// the text (or parsed object) of `tokenizer_config.json` and `generation_config.json`.
 #[wasm_bindgen(js_name = loadSession)]
 pub async fn load_session(
     source: String,
     config: Vec<u8>,
-    weights: Vec<u8>,
+    weights: js_sys::Uint8Array,
     tokenizer: Vec<u8>,
     options: JsValue,
 ) -> Result<WebSession, JsValue> {
     let load = convert::load_options(&options)?;
     // Cheap checks first, so a malformed file fails before a GPU device is opened.
-    let files = ModelFiles::from_bytes(&source, &config, weights, Some(tokenizer)).map_err(|e| from_error(&e))?;
+    // The weights stay in JS memory and stream to the GPU tensor by tensor.
+    let weights = Weights::Sources(vec![("model.safetensors".into(), Box::new(source::JsBytes(weights)))]);
+    let files = ModelFiles::from_weights(&source, &config, weights, Some(tokenizer)).map_err(|e| from_error(&e))?;
     drop(config);
     let files = ModelFiles {
         chat_template: load.chat_template,

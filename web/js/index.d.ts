@@ -57,8 +57,15 @@ export interface LoadOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Cache API cache name; `false` disables caching. Default `'blockdiff-v1'`. */
   cache?: string | boolean;
-  /** Weight precision; default f16 when the adapter has `shader-f16`, f32 otherwise. */
-  dtype?: 'f32' | 'f16';
+  /**
+   * Weight type on the GPU. Default: the stored type of a model converted with
+   * `blockdiff convert --to q8|q4` (no option needed), else f16 when the adapter has
+   * `shader-f16`, else f32. `q8`/`q4` on an unconverted model quantize while loading (the full
+   * file is still downloaded: convert instead to download less). Pick `q4` for the smallest
+   * download and GPU footprint (0.625 bytes/weight, some quality loss), `q8` for near-f32 quality
+   * at 1.06 bytes/weight, `f16` where the adapter has `shader-f16` and memory allows.
+   */
+  dtype?: 'f32' | 'f16' | 'q8' | 'q4';
   /** Aborts the downloads. */
   signal?: AbortSignal;
   /** Where the `.wasm` is (default: next to this module). */
@@ -214,7 +221,7 @@ export interface ModelInfo {
   layers: number;
   hidden: number;
   heads: number;
-  dtype: 'f32' | 'f16' | string;
+  dtype: 'f32' | 'f16' | 'q8' | 'q4' | string;
   adapter: { name: string; backend: string; deviceType: string };
   features: { shaderF16: boolean; subgroups: boolean };
   /** Live GPU buffer bytes. */
