@@ -195,9 +195,10 @@ pub fn load_options(value: &JsValue) -> Result<LoadOptions, JsValue> {
     let mut map = options_object(value, "load options")?;
     let dtype = match take::<String>(&mut map, "dtype", "'f32', 'f16', 'q8' or 'q4'")? {
         None => None,
-        Some(name) => Some(DType::parse(&name).ok_or_else(|| {
-            options_error(&format!("dtype must be 'f32', 'f16', 'q8' or 'q4', got '{name}'"))
-        })?),
+        Some(name) => Some(
+            DType::parse(&name)
+                .ok_or_else(|| options_error(&format!("dtype must be 'f32', 'f16', 'q8' or 'q4', got '{name}'")))?,
+        ),
     };
     let chat_template = take::<String>(&mut map, "chatTemplate", "a string (the text of chat_template.jinja)")?;
     let tokenizer_config = json_file(&mut map, "tokenizerConfig", "tokenizer_config.json")?;
