@@ -40,10 +40,11 @@ struct Args {
     /// Weight types to run (f16 only where the adapter has SHADER_F16).
     #[arg(long, value_delimiter = ',', default_value = "f32,f16,q8,q4")]
     dtypes: Vec<String>,
-    /// Compare the matmul's fixed 32-row tiles (before) with rows fitted to each matmul (after)
-    /// side by side, on these models (e.g. `demo,medium`), then exit.
+    /// Before/after, side by side in one run, on these models (e.g. `demo,medium`), then exit:
+    /// "before" = fixed 32-row matmul tiles and kernel parameters in a uniform buffer (as in the
+    /// baseline), "after" = rows fitted to each matmul and (on lavapipe) parameters in storage.
     #[arg(long, value_delimiter = ',')]
-    compare_rows: Vec<String>,
+    compare: Vec<String>,
     /// Skip the kernel micro-benchmarks.
     #[arg(long)]
     no_kernels: bool,
@@ -190,13 +191,18 @@ fn generate(session: &mut Session, o: &GenerateOptions) -> Value {
            "nfe": s.nfe, "tokens_per_forward": s.tokens_per_forward, "commit_forwards": s.commit_forwards})
 }
 
-/// Before/after of the matmul's row fitting, measured in one run on two devices that differ only
-/// in that setting (f32 weights).
-fn compare_rows(args: &Args) -> Value {
-    let before = Gpu::new_blocking(GpuOptions { matmul_rows: Some(8), ..Default::default() }).expect("GPU adapter");
+/// Before/after, measured in one run on two devices that differ only in the tuned settings (f32
+/// weights).
+fn compare(args: &Args) -> Value {
+    let before =
+        Gpu::new_blocking(GpuOptions { matmul_rows: Some(8), params_in_storage: Some(false), ..Default::default() })
+            .expect("GPU adapter");
     let after = Gpu::new_blocking(GpuOptions::default()).expect("GPU adapter");
     println!("adapter: {}\n", after.adapter);
-    println!("## Before/after: fixed 32-row matmul tiles vs rows fitted to the matmul (f32)");
+    println!(
+        "## Before/after (f32): before = fixed 32-row matmul tiles, parameters in a uniform buffer; after = rows fitted, parameters in {}",
+        if after.params_in_storage() { "a storage buffer" } else { "a uniform buffer" }
+    );
     println!("| measurement | before | after | after/before speed |\n|---|---|---|---|");
     let mut rows = Vec::new();
     let mut row = |what: String, b: f64, a: f64, higher_is_better: bool, unit: &str| {
@@ -209,7 +215,7 @@ fn compare_rows(args: &Args) -> Value {
         let a = matmul_gflops(&after, 16, k, n, DType::F32);
         row(format!("matmul 16x{k} · {k}x{n}"), b, a, true, "GFLOP/s");
     }
-    for name in &args.compare_rows {
+    for name in &args.compare {
         let Some(files) = model_files(name) else { continue };
         let load = |gpu: &Arc<Gpu>| {
             Session::load(gpu, &files, &LoadOptions { dtype: Some(DType::F32), ..Default::default() }).expect("load")
@@ -245,8 +251,8 @@ fn compare_rows(args: &Args) -> Value {
 
 fn main() {
     let args = Args::parse();
-    if !args.compare_rows.is_empty() {
-        let report = json!({"compare_rows": compare_rows(&args)});
+    if !args.compare.is_empty() {
+        let report = json!({"compare": compare(&args)});
         if let Some(path) = args.json {
             std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap_or_default()).expect("write JSON");
         }

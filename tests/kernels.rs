@@ -90,13 +90,15 @@ fn quantized_matmul_matches_cpu() {
 
 #[test]
 fn tiled_matmul_path_matches_cpu() {
-    // The workgroup-memory path real GPUs take, forced on the CPU adapter.
-    let opts = blockdiff::gpu::GpuOptions { tiled_matmul: Some(true), ..Default::default() };
+    // The configuration real GPUs run, forced on the CPU adapter: workgroup-memory tiles and the
+    // kernel parameters in a uniform buffer.
+    let opts =
+        blockdiff::gpu::GpuOptions { tiled_matmul: Some(true), params_in_storage: Some(false), ..Default::default() };
     let Ok(gpu) = Gpu::new_blocking(opts) else {
         assert!(std::env::var_os("CI").is_none(), "no adapter in CI");
         return;
     };
-    assert!(gpu.prefers_tiled());
+    assert!(gpu.prefers_tiled() && !gpu.params_in_storage());
     let mut dtypes = vec![DType::F32, DType::Q8, DType::Q4];
     if gpu.features.shader_f16 {
         dtypes.push(DType::F16);

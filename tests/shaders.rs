@@ -3,7 +3,17 @@
 use blockdiff::gpu::KernelSource;
 
 fn validate(src: &KernelSource, defines: &str) -> Result<(), String> {
-    let text = blockdiff::gpu::specialise(src, defines);
+    check(&blockdiff::gpu::specialise(src, defines))?;
+    // The variant with the parameters in a storage buffer (lavapipe) must validate too.
+    let storage = blockdiff::gpu::params_in_storage(&blockdiff::gpu::specialise(src, defines));
+    if !storage.contains("var<storage, read> p:") {
+        return Err(format!("{}: no `var<uniform> p:` parameter block", src.name));
+    }
+    check(&storage)
+}
+
+fn check(text: &str) -> Result<(), String> {
+    let text = text.to_string();
     let module = naga::front::wgsl::parse_str(&text).map_err(|e| e.emit_to_string(&text))?;
     naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all())
         .validate(&module)

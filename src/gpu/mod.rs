@@ -8,7 +8,7 @@ mod recorder;
 
 pub use buffer::{GpuBuffer, MemStats};
 pub use matrix::{DType, GpuMatrix, MatrixChunk};
-pub use pipeline::{specialise, BindKind, KernelSource};
+pub use pipeline::{params_in_storage, specialise, BindKind, KernelSource};
 pub use recorder::{grid, Dispatch, Recorder};
 
 use crate::error::{Error, Result};
@@ -34,6 +34,13 @@ pub struct GpuOptions {
     /// Force the register path's thread rows per workgroup (1, 2, 4 or 8; 8 is the fixed
     /// 32-row tile of earlier versions). Default: fitted to each matmul's rows. For benchmarks.
     pub matmul_rows: Option<u32>,
+    /// Pass the parameters of kernels whose loop bounds change every step (attention over a
+    /// growing cache, selection, sampling: `KernelSource::per_step_params`) in a read-only
+    /// storage buffer instead of a uniform buffer. Default: on lavapipe (Vulkan, CPU), whose JIT
+    /// specialises a shader on the uniform values that bound its loops and keeps every variant:
+    /// host memory grew by ~0.8 MB per dispatch of such a kernel. Kernels with fixed shapes keep
+    /// uniforms there, and run faster for the specialisation.
+    pub params_in_storage: Option<bool>,
 }
 
 impl Default for GpuOptions {
@@ -46,6 +53,7 @@ impl Default for GpuOptions {
             storage_binding_cap: None,
             tiled_matmul: None,
             matmul_rows: None,
+            params_in_storage: None,
         }
     }
 }
@@ -87,6 +95,7 @@ pub struct Gpu {
     storage_binding: u64,
     tiled_matmul: Option<bool>,
     matmul_rows: Option<u32>,
+    params_in_storage: bool,
     pipelines: pipeline::PipelineCache,
     pub(crate) mem: Arc<MemStats>,
     /// Errors the device reported outside an error scope (validation, out of memory, loss).
@@ -197,6 +206,8 @@ impl Gpu {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        let params_in_storage =
+            options.params_in_storage.unwrap_or(summary.device_type == "Cpu" && summary.backend == "Vulkan");
         Ok(Arc::new(Gpu {
             dummy,
             device,
@@ -207,6 +218,7 @@ impl Gpu {
             storage_binding,
             tiled_matmul: options.tiled_matmul,
             matmul_rows: options.matmul_rows.filter(|r| [1, 2, 4, 8].contains(r)),
+            params_in_storage,
             pipelines: pipeline::PipelineCache::default(),
             mem: Arc::new(MemStats::default()),
             errors,
@@ -240,6 +252,26 @@ impl Gpu {
     /// SwiftShader) barriers cost more than the cache misses they save.
     pub fn prefers_tiled(&self) -> bool {
         self.tiled_matmul.unwrap_or(self.adapter.device_type != "Cpu")
+    }
+
+    /// Whether per-step kernel parameters travel in a storage buffer (see
+    /// [`GpuOptions::params_in_storage`]).
+    pub fn params_in_storage(&self) -> bool {
+        self.params_in_storage
+    }
+
+    /// Whether `src` reads its parameters from a storage buffer on this device.
+    pub fn params_in_storage_for(&self, src: &KernelSource) -> bool {
+        self.params_in_storage && src.per_step_params
+    }
+
+    /// Offset alignment of the per-dispatch parameter blocks in the arena.
+    pub(crate) fn params_align(&self) -> u64 {
+        let mut a = self.limits.min_uniform_buffer_offset_alignment.max(16);
+        if self.params_in_storage {
+            a = a.max(self.limits.min_storage_buffer_offset_alignment);
+        }
+        a as u64
     }
 
     /// The forced register-path thread rows, if any (see [`GpuOptions::matmul_rows`]).
@@ -304,7 +336,7 @@ impl Gpu {
                 let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("uniform arena"),
                     size: size.next_power_of_two().max(64 << 10),
-                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
                 *slot = Some(buf.clone());

@@ -20,6 +20,10 @@ pub struct KernelSource {
     pub name: &'static str,
     pub wgsl: &'static str,
     pub bindings: &'static [BindKind],
+    /// Whether the parameters that bound its loops change from one denoising step to the next
+    /// (cache lengths, step numbers, offsets). On lavapipe such kernels read their parameters
+    /// from a storage buffer; see `GpuOptions::params_in_storage`.
+    pub per_step_params: bool,
 }
 
 pub struct Pipeline {
@@ -53,13 +57,26 @@ pub fn specialise(src: &KernelSource, defines: &str) -> String {
     format!("{defines}\n{}", src.wgsl)
 }
 
+/// The parameter block `p` (binding 0) declared as a read-only storage buffer instead of a
+/// uniform (see `GpuOptions::params_in_storage`).
+pub fn params_in_storage(wgsl: &str) -> String {
+    wgsl.replace("var<uniform> p:", "var<storage, read> p:")
+}
+
 fn compile(gpu: &Gpu, src: &KernelSource, defines: &str) -> Result<Pipeline> {
     let device = &gpu.device;
     #[cfg(not(target_arch = "wasm32"))]
     let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(src.name),
-        source: wgpu::ShaderSource::Wgsl(specialise(src, defines).into()),
+        source: wgpu::ShaderSource::Wgsl(
+            if gpu.params_in_storage_for(src) {
+                params_in_storage(&specialise(src, defines))
+            } else {
+                specialise(src, defines)
+            }
+            .into(),
+        ),
     });
     let entries: Vec<wgpu::BindGroupLayoutEntry> = src
         .bindings
@@ -70,6 +87,9 @@ fn compile(gpu: &Gpu, src: &KernelSource, defines: &str) -> Result<Pipeline> {
             visibility: wgpu::ShaderStages::COMPUTE,
             ty: wgpu::BindingType::Buffer {
                 ty: match kind {
+                    BindKind::Uniform if gpu.params_in_storage_for(src) => {
+                        wgpu::BufferBindingType::Storage { read_only: true }
+                    }
                     BindKind::Uniform => wgpu::BufferBindingType::Uniform,
                     BindKind::Read => wgpu::BufferBindingType::Storage { read_only: true },
                     BindKind::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },

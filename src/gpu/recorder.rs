@@ -30,7 +30,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub(super) fn new(gpu: Arc<Gpu>) -> Self {
-        let align = gpu.limits.min_uniform_buffer_offset_alignment.max(16) as u64;
+        let align = gpu.params_align();
         Recorder { gpu, ops: Vec::new(), uniforms: Vec::new(), align }
     }
 

@@ -9,6 +9,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "attention",
     wgsl: include_str!("../../shaders/attention.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
+    per_step_params: true,
 };
 
 /// Longest supported head dimension.

@@ -7,6 +7,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "elementwise",
     wgsl: include_str!("../../shaders/elementwise.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
+    per_step_params: false,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

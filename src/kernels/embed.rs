@@ -7,6 +7,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "embed",
     wgsl: include_str!("../../shaders/embed.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
+    per_step_params: false,
 };
 
 #[repr(C)]

@@ -8,6 +8,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "kv_store",
     wgsl: include_str!("../../shaders/kv_store.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::ReadWrite, BindKind::ReadWrite],
+    per_step_params: true,
 };
 
 #[repr(C)]

@@ -15,6 +15,7 @@ pub const SOURCE: KernelSource = KernelSource {
         BindKind::Read,
         BindKind::ReadWrite,
     ],
+    per_step_params: false,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

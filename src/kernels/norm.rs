@@ -8,6 +8,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "norm",
     wgsl: include_str!("../../shaders/norm.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::Read, BindKind::ReadWrite],
+    per_step_params: false,
 };
 
 #[repr(C)]

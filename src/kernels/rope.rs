@@ -8,6 +8,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "rope",
     wgsl: include_str!("../../shaders/rope.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::ReadWrite],
+    per_step_params: true,
 };
 
 #[repr(C)]

@@ -9,6 +9,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "sample",
     wgsl: include_str!("../../shaders/sample.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::ReadWrite],
+    per_step_params: true,
 };
 
 /// What the sampler reports per position (20 bytes, as in the shader).

@@ -9,6 +9,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "select",
     wgsl: include_str!("../../shaders/select.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::ReadWrite, BindKind::ReadWrite],
+    per_step_params: true,
 };
 
 /// Longest block the selection kernel handles.
