@@ -120,6 +120,24 @@ fn attention_ms(gpu: &Arc<Gpu>, cached: usize) -> f64 {
     })
 }
 
+/// One sampling dispatch over 16 rows of a 50258-token vocabulary.
+fn sample_ms(gpu: &Arc<Gpu>, top_p: f32) -> f64 {
+    use blockdiff::kernels::sample::{SampleRows, SampleSettings};
+    let (rows, vocab) = (16, 50258);
+    let logits = gpu.upload_f32("logits", &synthetic::rand_vec(rows * vocab, 9, 4.0)).expect("upload");
+    let out = gpu.storage("samples", (rows * 20) as u64).expect("alloc");
+    let settings =
+        SampleSettings { temperature: 1.0, top_p, top_k: 0, seed: 1, step: 0, pos_base: 0, mask_id: u32::MAX };
+    1e3 * secs(3, || {
+        let mut rec = gpu.recorder();
+        SampleRows { logits: &logits, rows, vocab, stride: vocab, settings, out: &out }
+            .encode(&mut rec)
+            .expect("encode");
+        rec.submit().expect("submit");
+        gpu.wait_idle().expect("wait");
+    })
+}
+
 /// A model directory's files: the bundled demo model, or random weights in the released layout
 /// with the demo tokenizer (only its ids matter for speed).
 fn model_files(name: &str) -> Option<ModelFiles> {
@@ -200,8 +218,10 @@ fn compare(args: &Args) -> Value {
     let after = Gpu::new_blocking(GpuOptions::default()).expect("GPU adapter");
     println!("adapter: {}\n", after.adapter);
     println!(
-        "## Before/after (f32): before = fixed 32-row matmul tiles, parameters in a uniform buffer; after = rows fitted, parameters in {}",
-        if after.params_in_storage() { "a storage buffer" } else { "a uniform buffer" }
+        "## Before/after (f32): before = fixed 32-row matmul tiles, uniform parameters, workgroup-memory reductions; \
+         after = rows fitted, per-step parameters in {}, sampler reductions {}",
+        if after.params_in_storage() { "a storage buffer" } else { "a uniform buffer" },
+        if blockdiff::kernels::sample::uses_subgroups(&after) { "with subgroups" } else { "in workgroup memory" }
     );
     println!("| measurement | before | after | after/before speed |\n|---|---|---|---|");
     let mut rows = Vec::new();
@@ -214,6 +234,15 @@ fn compare(args: &Args) -> Value {
         let b = matmul_gflops(&before, 16, k, n, DType::F32);
         let a = matmul_gflops(&after, 16, k, n, DType::F32);
         row(format!("matmul 16x{k} · {k}x{n}"), b, a, true, "GFLOP/s");
+    }
+    // The sampler alone, and the share of subgroups in it (after's settings without them).
+    let no_sg = Gpu::new_blocking(GpuOptions { allow_subgroups: false, ..Default::default() }).expect("GPU adapter");
+    for (top_p, label) in [(1.0, "no truncation"), (0.9, "top-p 0.9")] {
+        let b = sample_ms(&before, top_p);
+        let a = sample_ms(&after, top_p);
+        let n = sample_ms(&no_sg, top_p);
+        row(format!("sampling 16 rows x 50258, {label}"), b, a, false, "ms");
+        row(format!("sampling 16 rows x 50258, {label}: after without subgroups"), b, n, false, "ms");
     }
     for name in &args.compare {
         let Some(files) = model_files(name) else { continue };

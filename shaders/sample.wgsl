@@ -10,6 +10,10 @@
 // set has >= k tokens, for top-p the largest tau whose kept mass (within the top-k set) is >= p.
 // The kept set is therefore exact up to ties at the boundary, which are all kept.
 //
+// Reductions (sum, min, argmax over the workgroup) come from a snippet the host prepends:
+// shaders/include/reduce_subgroup.wgsl where the adapter has subgroups, else
+// reduce_workgroup.wgsl.
+//
 // Sampling is Gumbel-max with a counter-based hash of (seed, step, position, token), so a seed
 // gives the same tokens on every backend and on the CPU twin.
 
@@ -56,55 +60,6 @@ fn unit(x: u32) -> f32 {
     return (f32(x >> 8u) + 0.5) / 16777216.0;
 }
 
-fn sum_f(v: f32, t: u32) -> f32 {
-    red_f[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            red_f[t] += red_f[t + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red_f[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn min_f(v: f32, t: u32) -> f32 {
-    red_f[t] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            red_f[t] = min(red_f[t], red_f[t + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = red_f[0];
-    workgroupBarrier();
-    return r;
-}
-
-// Argmax with ties broken towards the lower index; returns the winning index.
-fn argmax(v: f32, i: u32, t: u32) -> u32 {
-    red_f[t] = v;
-    red_u[t] = i;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s >>= 1u) {
-        if (t < s) {
-            let o = red_f[t + s];
-            let oi = red_u[t + s];
-            if (o > red_f[t] || (o == red_f[t] && oi < red_u[t])) {
-                red_f[t] = o;
-                red_u[t] = oi;
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = red_u[0];
-    workgroupBarrier();
-    return r;
-}
-
 fn z_of(base: u32, v: u32, inv_t: f32) -> f32 {
     if (v == p.mask_id) {
         return NEG;
@@ -113,7 +68,8 @@ fn z_of(base: u32, v: u32, inv_t: f32) -> f32 {
 }
 
 @compute @workgroup_size(256, 1, 1)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, lane: Lane) {
+    let t = lane.t;
     let row = wg.x;
     if (row >= p.rows) {
         return;
@@ -139,9 +95,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
             lo_local = min(lo_local, z);
         }
     }
-    let top = argmax(best, best_i, t);
+    let top = argmax(best, best_i, lane);
     let zmax = z_of(base, top, inv_t);
-    let zmin = min_f(lo_local, t);
+    let zmin = min_f(lo_local, lane);
 
     // Pass 2: partition function and entropy of softmax(z).
     var s0 = 0.0;
@@ -154,8 +110,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
             s1 += e * z;
         }
     }
-    let zsum = sum_f(s0, t);
-    let zs1 = sum_f(s1, t);
+    let zsum = sum_f(s0, lane);
+    let zs1 = sum_f(s1, lane);
     let entropy = max(log(zsum) - zs1 / zsum, 0.0);
 
     // Truncation thresholds (bisection; see the header).
@@ -171,7 +127,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
                     c += 1.0;
                 }
             }
-            if (sum_f(c, t) >= f32(p.top_k)) {
+            if (sum_f(c, lane) >= f32(p.top_k)) {
                 lo = mid;
             } else {
                 hi = mid;
@@ -188,7 +144,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
                 inside += exp(z - zmax);
             }
         }
-        let total = sum_f(inside, t);
+        let total = sum_f(inside, lane);
         var lo = tau;
         var hi = zmax;
         for (var it = 0u; it < 40u; it++) {
@@ -200,7 +156,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
                     m += exp(z - zmax);
                 }
             }
-            if (sum_f(m, t) >= p.top_p * total) {
+            if (sum_f(m, lane) >= p.top_p * total) {
                 lo = mid;
             } else {
                 hi = mid;
@@ -225,7 +181,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
                 }
             }
         }
-        chosen = argmax(g_best, g_i, t);
+        chosen = argmax(g_best, g_i, lane);
     }
     if (t == 0u) {
         var s: Sample;

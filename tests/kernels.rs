@@ -196,26 +196,14 @@ fn embed_matches_cpu_with_chunked_table() {
         assert!(std::env::var_os("CI").is_none(), "no adapter in CI");
         return;
     };
-    let (vocab, d) = (37, 20);
-    let table = rand_vec(vocab * d, 31, 1.0);
-    let m = GpuMatrix::upload(&gpu, "emb", vocab, d, &table, DType::F32).unwrap();
-    assert!(m.chunks.len() > 1);
     let ids = vec![0u32, 36, 5, 12, 12, 30];
-    let idb = gpu.upload_u32("ids", &ids).unwrap();
-    let out = gpu.storage("out", (ids.len() * d * 4) as u64).unwrap();
-    let mut rec = gpu.recorder();
-    embed::Embed { table: &m, ids: &idb, ids_offset: 0, n: ids.len(), out: &out, out_offset: 0 }
-        .encode(&mut rec)
-        .unwrap();
-    rec.submit().unwrap();
-    assert_eq!(read(&gpu, &out, ids.len() * d), embed::cpu(&table, d, &ids));
-
-    // Quantized tables (split too), against the dequantized twin.
-    let d = 64;
-    let table = rand_vec(vocab * d, 32, 1.0);
-    for dtype in [DType::Q8, DType::Q4] {
+    let vocab = 37;
+    // f32 (width 20), then quantized tables (width 64) against the dequantized twin; all split.
+    for (dtype, d) in [(DType::F32, 20), (DType::Q8, 64), (DType::Q4, 64)] {
+        let table = rand_vec(vocab * d, 31 + d as u64, 1.0);
         let m = GpuMatrix::upload(&gpu, "emb", vocab, d, &table, dtype).unwrap();
         assert!(m.chunks.len() > 1 && m.dtype == dtype);
+        let idb = gpu.upload_u32("ids", &ids).unwrap();
         let out = gpu.storage("out", (ids.len() * d * 4) as u64).unwrap();
         let mut rec = gpu.recorder();
         embed::Embed { table: &m, ids: &idb, ids_offset: 0, n: ids.len(), out: &out, out_offset: 0 }
@@ -380,6 +368,17 @@ fn settings(temperature: f32, top_p: f32, top_k: u32, seed: u64, step: u32) -> s
 #[test]
 fn sample_matches_cpu_twin() {
     let Some(gpu) = gpu() else { return };
+    eprintln!("reductions with subgroups: {}", sample::uses_subgroups(&gpu));
+    check_sampler(&gpu);
+    // The workgroup-memory reductions (adapters without subgroups, browsers).
+    let opts = blockdiff::gpu::GpuOptions { allow_subgroups: false, ..Default::default() };
+    let Ok(plain) = Gpu::new_blocking(opts) else { return };
+    assert!(!sample::uses_subgroups(&plain));
+    check_sampler(&plain);
+}
+
+fn check_sampler(gpu: &Arc<Gpu>) {
+    let gpu = gpu.clone();
     let (rows, vocab) = (6, 50258);
     let mut logits = rand_vec(rows * vocab, 71, 6.0);
     logits[3] = 1e4; // the [MASK] logit is huge but must never be chosen

@@ -49,8 +49,10 @@ fn every_wgsl_file_is_wrapped() {
 }
 
 #[test]
-fn every_weights_snippet_is_used() {
-    let all: String = blockdiff::gpu::DType::ALL.iter().map(|d| d.wgsl_weights()).collect();
+fn every_include_snippet_is_used() {
+    let mut all: String = blockdiff::gpu::DType::ALL.iter().map(|d| d.wgsl_weights()).collect();
+    all += blockdiff::kernels::sample::defines(false);
+    all += blockdiff::kernels::sample::defines(true);
     for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/include")).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         assert!(all.contains(&text), "a snippet in shaders/include is never prepended");

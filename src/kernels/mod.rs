@@ -43,7 +43,9 @@ pub fn all_specialisations() -> Vec<(&'static KernelSource, String)> {
         v.push((&attention::SOURCE, attention::defines(d, qt, kc)));
     }
     v.push((&kv_store::SOURCE, String::new()));
-    v.push((&sample::SOURCE, String::new()));
+    for subgroups in [false, true] {
+        v.push((&sample::SOURCE, sample::defines(subgroups).to_string()));
+    }
     v.push((&select::SOURCE, String::new()));
     v.push((&topk::SOURCE, String::new()));
     v.push((&logprob::SOURCE, String::new()));

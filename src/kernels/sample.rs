@@ -9,8 +9,22 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "sample",
     wgsl: include_str!("../../shaders/sample.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::ReadWrite],
-    per_step_params: true,
+    per_step_params: false,
 };
+
+/// The reduction snippet: subgroup operations where the device has them (native only: browsers
+/// do not all take the `subgroup_id` builtin yet), workgroup-memory trees otherwise.
+pub fn defines(subgroups: bool) -> &'static str {
+    if subgroups {
+        include_str!("../../shaders/include/reduce_subgroup.wgsl")
+    } else {
+        include_str!("../../shaders/include/reduce_workgroup.wgsl")
+    }
+}
+
+pub fn uses_subgroups(gpu: &crate::gpu::Gpu) -> bool {
+    gpu.features.subgroups && !cfg!(target_arch = "wasm32")
+}
 
 /// What the sampler reports per position (20 bytes, as in the shader).
 #[repr(C)]
@@ -90,7 +104,7 @@ impl SampleRows<'_> {
         };
         rec.dispatch(
             &SOURCE,
-            "",
+            defines(uses_subgroups(rec.gpu())),
             bytemuck::bytes_of(&params),
             &[self.logits.raw(), self.out.raw()],
             [self.rows as u32, 1, 1],

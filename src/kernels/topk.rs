@@ -7,7 +7,7 @@ pub const SOURCE: KernelSource = KernelSource {
     name: "topk",
     wgsl: include_str!("../../shaders/topk.wgsl"),
     bindings: &[BindKind::Uniform, BindKind::Read, BindKind::ReadWrite],
-    per_step_params: true,
+    per_step_params: false,
 };
 
 #[repr(C)]
