@@ -138,11 +138,7 @@ impl Session {
 
     /// The prompt's tokens, after BOS for models trained with one (BD3-LM).
     pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<u32>> {
-        let mut ids = Vec::new();
-        if self.info().add_bos {
-            ids.push(self.tokenizer.bos.unwrap_or(0));
-        }
-        ids.extend(self.tokenizer.encode(prompt)?);
+        let ids = self.text_ids(prompt)?;
         if ids.is_empty() {
             return Err(Error::input("the prompt is empty (this model has no BOS token to start from)"));
         }
@@ -218,12 +214,16 @@ impl Session {
     /// The prompt tokens [`chat`](Self::chat) generates after: `messages` rendered with the chat
     /// template and encoded (after BOS for models trained with one).
     pub fn chat_ids(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        let text = self.chat_template.render(messages)?;
+        self.text_ids(&self.chat_template.render(messages)?)
+    }
+
+    /// `text` encoded, after BOS for models trained with one (BD3-LM).
+    pub fn text_ids(&self, text: &str) -> Result<Vec<u32>> {
         let mut ids = Vec::new();
         if self.info().add_bos {
             ids.push(self.tokenizer.bos.unwrap_or(0));
         }
-        ids.extend(self.tokenizer.encode(&text)?);
+        ids.extend(self.tokenizer.encode(text)?);
         Ok(ids)
     }
 

@@ -443,7 +443,7 @@ fn convert(input: &std::path::Path, output: &std::path::Path, to: DType) -> bloc
     let t = Instant::now();
     let r = blockdiff::model::convert::convert_dir(input, output, to)?;
     let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let before = ModelFiles::from_dir(input).map_or(0, |_| size(&input.join("model.safetensors")));
+    let before = size(&input.join("model.safetensors"));
     println!(
         "{} -> {} ({to}): {} tensors, {} matrices converted{}, {:.2} MB{} in {:.1} s",
         input.display(),

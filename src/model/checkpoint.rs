@@ -258,6 +258,11 @@ impl<'a> Checkpoint<'a> {
         Ok((info, bytes))
     }
 
+    /// Whether the weight `name` is stored, plain or quantized.
+    pub fn has_weight(&self, name: &str) -> bool {
+        self.contains(name) || self.quantized(name).is_some()
+    }
+
     /// The packed format `name` is stored in, if it was quantized (`{name}.qweight` present).
     pub fn quantized(&self, name: &str) -> Option<QFormat> {
         let info = self.tensors.get(&format!("{name}.qweight"))?;

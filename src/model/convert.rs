@@ -43,10 +43,7 @@ struct Entry {
 fn matrices(files: &ModelFiles, ck: &Checkpoint) -> Result<BTreeMap<String, (usize, usize)>> {
     let list = match detect(&files.config)? {
         Architecture::Bd3lm => bd3lm::matrices(&Bd3lmConfig::from_json(&files.config)?),
-        Architecture::Sdar => {
-            let has_head = ck.contains("lm_head.weight") || ck.quantized("lm_head.weight").is_some();
-            sdar::matrices(&SdarConfig::from_json(&files.config)?, has_head)
-        }
+        Architecture::Sdar => sdar::matrices(&SdarConfig::from_json(&files.config)?, ck.has_weight("lm_head.weight")),
     };
     Ok(list.into_iter().map(|(n, r, c)| (n, (r, c))).collect())
 }
@@ -149,8 +146,13 @@ pub fn convert(files: &ModelFiles, to: DType, out: &mut dyn Write) -> Result<(se
     let ck = files.checkpoint()?;
     let mats = matrices(files, &ck)?;
     let mut report = ConvertReport::default();
+    let names = logical_names(&ck);
+    // `matrices` lists an untied SDAR head only when the checkpoint has one.
+    if let Some(name) = mats.keys().find(|m| names.binary_search(m).is_err()) {
+        return Err(Error::checkpoint(ck.file(), format!("missing tensor '{name}'")));
+    }
     let mut plans = Vec::new();
-    for name in logical_names(&ck) {
+    for name in names {
         let other_matrix = ck.info(&name).filter(|i| i.shape.len() == 2 && i.dtype == super::checkpoint::Dtype::F32);
         let plan = match mats.get(&name) {
             // Host-side matrices (BD3-LM's adaLN and timestep MLP, folded into constants at
@@ -160,24 +162,20 @@ pub fn convert(files: &ModelFiles, to: DType, out: &mut dyn Write) -> Result<(se
                 _ => Plan::Copy,
             },
             Some(&(r, c)) => {
-                report.converted += 1;
+                let keep_f16 = to.quant().is_some() && !quantizable(c);
+                if keep_f16 {
+                    report.kept_f16 += 1;
+                } else {
+                    report.converted += 1;
+                }
                 match to {
-                    DType::Q8 | DType::Q4 if quantizable(c) => Plan::Quant(to, r, c),
-                    DType::Q8 | DType::Q4 => {
-                        report.converted -= 1;
-                        report.kept_f16 += 1;
-                        Plan::Float(DType::F16, r, c)
-                    }
+                    _ if keep_f16 => Plan::Float(DType::F16, r, c),
+                    DType::Q8 | DType::Q4 => Plan::Quant(to, r, c),
                     d => Plan::Float(d, r, c),
                 }
             }
         };
         plans.push((name, plan));
-    }
-    for name in mats.keys() {
-        if !plans.iter().any(|(n, _)| n == name) && !name.starts_with("lm_head") {
-            return Err(Error::checkpoint(ck.file(), format!("missing tensor '{name}'")));
-        }
     }
 
     // Header first: every size is known from the shapes.

@@ -111,7 +111,7 @@ impl ModelFiles {
             }
         };
         for (tensor, shard) in self.weight_map.iter().flatten() {
-            if !ck.contains(tensor) && !ck.contains(&format!("{tensor}.qweight")) {
+            if !ck.has_weight(tensor) {
                 return Err(Error::checkpoint(
                     &self.source,
                     format!("model.safetensors.index.json puts '{tensor}' in {shard}, which does not hold it"),

@@ -95,12 +95,11 @@ impl SdarWeights {
                 down: ck.f32(&format!("{p}mlp.down_proj.weight"), &[d, i])?,
             });
         }
-        let lm_head =
-            if c.tie_word_embeddings && !ck.contains("lm_head.weight") && ck.quantized("lm_head.weight").is_none() {
-                None
-            } else {
-                Some(ck.f32("lm_head.weight", &[c.vocab_size, d])?)
-            };
+        let lm_head = if c.tie_word_embeddings && !ck.has_weight("lm_head.weight") {
+            None
+        } else {
+            Some(ck.f32("lm_head.weight", &[c.vocab_size, d])?)
+        };
         Ok(SdarWeights {
             embed: ck.f32("model.embed_tokens.weight", &[c.vocab_size, d])?,
             layers,
@@ -174,7 +173,7 @@ impl Sdar {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let tied = c.tie_word_embeddings && !ck.contains("lm_head.weight") && ck.quantized("lm_head.weight").is_none();
+        let tied = c.tie_word_embeddings && !ck.has_weight("lm_head.weight");
         Ok(Sdar {
             embed: ld.matrix("model.embed_tokens.weight", c.vocab_size, d)?,
             lm_head: if tied { None } else { Some(ld.matrix("lm_head.weight", c.vocab_size, d)?) },

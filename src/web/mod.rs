@@ -259,10 +259,10 @@ impl WebSession {
     pub fn chat(&self, messages: JsValue, options: JsValue, on_event: Function) -> Result<Promise, JsValue> {
         let messages = convert::chat_messages(&messages)?;
         // Rendering first: a template that rejects the messages fails before the session is taken.
-        self.shared.chat_template.render(&messages).map_err(|e| template_error(&e))?;
+        let text = self.shared.chat_template.render(&messages).map_err(|e| template_error(&e))?;
         let opts = convert::chat_options(&options, self.shared.info.block_size, self.shared.chat_defaults.clone())?;
         let session = self.shared.take("chat")?;
-        let ids = match session.chat_ids(&messages) {
+        let ids = match session.text_ids(&text) {
             Ok(ids) => ids,
             Err(e) => {
                 self.shared.put_back(session);
